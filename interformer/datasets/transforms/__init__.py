@@ -1,0 +1,3 @@
+"""datasets/transforms."""
+
+__all__ = []

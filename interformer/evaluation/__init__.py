@@ -1,0 +1,3 @@
+"""evaluation."""
+
+__all__ = []

@@ -1,0 +1,116 @@
+"""The 5-state reference label: clicks and the previous prediction in one map.
+
+The map holds one integer code per pixel of the (padded) model input:
+
+====  ====================  =====================================
+code  constant              meaning
+====  ====================  =====================================
+0     ``REF_DEFINITE_BG``   inside a negative-click disk
+1     ``REF_POSSIBLE_BG``   the previous prediction said background
+2     ``REF_UNKNOWN``       initial state
+3     ``REF_POSSIBLE_FG``   the previous prediction said foreground
+4     ``REF_DEFINITE_FG``   inside a positive-click disk
+====  ====================  =====================================
+
+A click writes a disk of radius ``CLICK_RADIUS`` (Euclidean distance <= 5 px,
+81 px for an interior click) that overwrites any state. After a prediction,
+``unknown`` pixels become ``possibly-X`` (X = the predicted label),
+``possibly-X`` pixels predicted as the opposite go back to ``unknown``, and
+definite pixels never change. Functions accept numpy arrays or torch tensors
+of any leading shape; clicks are (y, x) in pixels of the map.
+"""
+from typing import Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    'REF_DEFINITE_BG', 'REF_POSSIBLE_BG', 'REF_UNKNOWN', 'REF_POSSIBLE_FG',
+    'REF_DEFINITE_FG', 'NUM_REF_STATES', 'CLICK_RADIUS', 'new_reference_label',
+    'add_click_disk', 'update_by_prediction'
+]
+
+REF_DEFINITE_BG = 0
+REF_POSSIBLE_BG = 1
+REF_UNKNOWN = 2
+REF_POSSIBLE_FG = 3
+REF_DEFINITE_FG = 4
+NUM_REF_STATES = 5
+CLICK_RADIUS = 5
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def new_reference_label(height: int, width: int) -> np.ndarray:
+    """An all-``unknown`` map of shape (H, W), dtype uint8."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f'reference label size must be positive, '
+                         f'got {height}x{width}')
+    return np.full((height, width), REF_UNKNOWN, dtype=np.uint8)
+
+
+def add_click_disk(ref_label: ArrayLike,
+                   y: int,
+                   x: int,
+                   positive: bool,
+                   radius: int = CLICK_RADIUS) -> ArrayLike:
+    """Write a click disk into ``ref_label`` in place and return it.
+
+    Args:
+        ref_label: (..., H, W) integer map; the disk is written into every
+            leading index.
+        y, x: click position in pixels of the map, (row, column) order.
+        positive: ``True`` writes ``REF_DEFINITE_FG``, ``False`` writes
+            ``REF_DEFINITE_BG``.
+        radius: pixels with ``dy**2 + dx**2 <= radius**2`` are set (the same
+            set as an exact Euclidean distance transform <= radius).
+    """
+    height, width = ref_label.shape[-2:]
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f'click (y={y}, x={x}) is outside the '
+                         f'{height}x{width} reference label')
+    y0, y1 = max(0, y - radius), min(height, y + radius + 1)
+    x0, x1 = max(0, x - radius), min(width, x + radius + 1)
+    dy = np.arange(y0, y1)[:, None] - y
+    dx = np.arange(x0, x1)[None, :] - x
+    disk = dy * dy + dx * dx <= radius * radius
+    code = REF_DEFINITE_FG if positive else REF_DEFINITE_BG
+    window = ref_label[..., y0:y1, x0:x1]
+    if isinstance(ref_label, torch.Tensor):
+        disk_t = torch.from_numpy(disk).to(ref_label.device)
+        window.masked_fill_(disk_t, code)
+    else:
+        window[..., disk] = code
+    return ref_label
+
+
+def update_by_prediction(ref_label: ArrayLike, pred: ArrayLike) -> ArrayLike:
+    """Return the map updated by a binary prediction (a new array/tensor).
+
+    Args:
+        ref_label: (..., H, W) integer map.
+        pred: (..., H, W) foreground mask (bool or 0/1), broadcastable to
+            ``ref_label``.
+    """
+    if tuple(ref_label.shape[-2:]) != tuple(pred.shape[-2:]):
+        raise ValueError(f'prediction of shape {tuple(pred.shape)} does not '
+                         f'match the reference label {tuple(ref_label.shape)}')
+    if isinstance(ref_label, torch.Tensor):
+        fg = pred.to(torch.bool)
+        out = ref_label.clone()
+        where = torch.where
+    else:
+        fg = np.asarray(pred).astype(bool)
+        out = ref_label.copy()
+        where = np.where
+    ref = ref_label
+    up = where(ref == REF_UNKNOWN, REF_POSSIBLE_FG,
+               where(ref == REF_POSSIBLE_BG, REF_UNKNOWN, ref))
+    down = where(ref == REF_UNKNOWN, REF_POSSIBLE_BG,
+                 where(ref == REF_POSSIBLE_FG, REF_UNKNOWN, ref))
+    new = where(fg, up, down)
+    if isinstance(out, torch.Tensor):
+        out.copy_(new)
+    else:
+        out[...] = new
+    return out

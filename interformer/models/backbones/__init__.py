@@ -1,0 +1,3 @@
+"""models/backbones."""
+
+__all__ = []

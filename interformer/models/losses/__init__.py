@@ -1,0 +1,3 @@
+"""models/losses."""
+
+__all__ = []

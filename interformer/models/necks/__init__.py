@@ -1,0 +1,3 @@
+"""models/necks."""
+
+__all__ = []

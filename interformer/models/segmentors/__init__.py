@@ -1,0 +1,3 @@
+"""models/segmentors."""
+
+__all__ = []
