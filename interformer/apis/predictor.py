@@ -1,0 +1,263 @@
+"""``InterFormerPredictor``: encode an image once, answer every click fast.
+
+The heavy backbone (MAE ViT + SimpleFPN) runs in :meth:`set_image`; each click
+only updates the reference label and runs the light I-MSA neck + UPerHead on
+the cached features. The click test (``interformer.evaluation``), the web demo
+and the benchmark all go through this class, so what the demo shows is what
+the benchmark measured.
+
+Coordinates are (y, x) = (row, column) in pixels of the original image. The
+model canvas is the image padded at the bottom/right to a multiple of 32.
+"""
+import contextlib
+from dataclasses import dataclass
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+
+from ..interaction import (add_click_disk, new_reference_label,
+                           update_by_prediction)
+from .inference import init_model
+
+__all__ = ['InterFormerPredictor', 'Prediction', 'PRECISIONS']
+
+PRECISIONS = ('fp32', 'bf16')
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass
+class Prediction:
+    """The answer to the current clicks.
+
+    Attributes:
+        mask: (H, W) bool, the model's own decision (argmax of the 2 logits).
+        prob: (H, W) float32 foreground probability (softmax of the logits).
+    """
+    mask: np.ndarray
+    prob: np.ndarray
+
+
+@dataclass
+class _Step:
+    """One evaluated click: its reference label and the canvas outputs."""
+    ref_label: np.ndarray  # (Hc, Wc) uint8, fed to the model
+    mask: np.ndarray  # (Hc, Wc) bool
+    prob: np.ndarray  # (Hc, Wc) float32
+
+
+class InterFormerPredictor:
+    """Interactive segmentation of one object at a time on a cached image.
+
+    Args:
+        model_or_config: a built segmentor (``ClickSegmentor``), or a config
+            path / :class:`Config` to build one from.
+        checkpoint: checkpoint to load when a config is given.
+        device: torch device string.
+        precision: ``'fp32'`` (default, exact) or ``'bf16'`` (CPU autocast of
+            encoder, neck and head; logits are returned in float32).
+        size_divisor: the canvas is padded to a multiple of this.
+    """
+
+    def __init__(self,
+                 model_or_config: Union[torch.nn.Module, str, Config],
+                 checkpoint: Optional[str] = None,
+                 device: str = 'cpu',
+                 precision: str = 'fp32',
+                 size_divisor: int = 32) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, '
+                             f'got {precision!r}')
+        if isinstance(model_or_config, torch.nn.Module):
+            if checkpoint is not None:
+                raise ValueError('checkpoint is only used with a config; '
+                                 'load it into the model yourself')
+            self.model = model_or_config.to(device).eval()
+        else:
+            self.model = init_model(model_or_config, checkpoint, device)
+        self.device = torch.device(device)
+        self.precision = precision
+        self.size_divisor = size_divisor
+        preprocessor = getattr(self.model, 'data_preprocessor', None)
+        mean = getattr(preprocessor, 'mean', None)
+        std = getattr(preprocessor, 'std', None)
+        self._mean = (mean if mean is not None else torch.tensor(
+            IMAGENET_MEAN).view(3, 1, 1)).to(self.device, torch.float32)
+        self._std = (std if std is not None else torch.tensor(
+            IMAGENET_STD).view(3, 1, 1)).to(self.device, torch.float32)
+        self._features: Optional[List[torch.Tensor]] = None
+        self._image_shape: Optional[Tuple[int, int]] = None
+        self._canvas_shape: Optional[Tuple[int, int]] = None
+        self._clicks: List[Tuple[int, int, bool]] = []
+        self._steps: List[_Step] = []
+
+    # ------------------------------------------------------------------ image
+    @property
+    def image_shape(self) -> Tuple[int, int]:
+        """(H, W) of the current image."""
+        self._require_image()
+        return self._image_shape
+
+    @property
+    def canvas_shape(self) -> Tuple[int, int]:
+        """(Hc, Wc): the image padded to a multiple of ``size_divisor``."""
+        self._require_image()
+        return self._canvas_shape
+
+    @property
+    def clicks(self) -> List[Tuple[int, int, bool]]:
+        """The current object's clicks as (y, x, positive) tuples."""
+        return list(self._clicks)
+
+    @property
+    def features(self) -> List[torch.Tensor]:
+        """The cached image features (4 pyramid levels)."""
+        self._require_image()
+        return self._features
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode an image once; clears the clicks.
+
+        Args:
+            image: (H, W, 3) uint8 RGB array.
+        """
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f'image must be a numpy array, '
+                            f'got {type(image).__name__}')
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f'image must have shape (H, W, 3), '
+                             f'got {image.shape}')
+        if image.dtype != np.uint8:
+            raise ValueError(f'image must be uint8 RGB, got {image.dtype}')
+        if image.shape[0] < 1 or image.shape[1] < 1:
+            raise ValueError(f'image is empty: {image.shape}')
+        height, width = image.shape[:2]
+        div = self.size_divisor
+        canvas = (-(-height // div) * div, -(-width // div) * div)
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+        x = (x.permute(2, 0, 1).float() - self._mean) / self._std
+        x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
+        with torch.inference_mode(), self._autocast():
+            feats = self.model.extract_image_feats(x[None])
+        self._features = [f.float() if f.is_floating_point() else f
+                          for f in feats]
+        self._image_shape = (height, width)
+        self._canvas_shape = canvas
+        self.reset()
+
+    # ----------------------------------------------------------------- clicks
+    def reset(self) -> None:
+        """Start a new object on the same image (features are kept)."""
+        self._clicks = []
+        self._steps = []
+
+    def add_click(self,
+                  y: int,
+                  x: int,
+                  positive: bool,
+                  *,
+                  on_canvas: bool = False) -> None:
+        """Add a click at (y, x).
+
+        Args:
+            y, x: pixel row and column.
+            positive: ``True`` for a foreground click.
+            on_canvas: accept clicks anywhere on the padded canvas (used by
+                the official evaluation protocol) instead of the image only.
+        """
+        self._require_image()
+        height, width = self._canvas_shape if on_canvas else self._image_shape
+        if isinstance(y, bool) or isinstance(x, bool) or not (
+                float(y).is_integer() and float(x).is_integer()):
+            raise TypeError(f'click coordinates must be integers, '
+                            f'got y={y!r}, x={x!r}')
+        y, x = int(y), int(x)
+        if not (0 <= y < height and 0 <= x < width):
+            where = 'canvas' if on_canvas else 'image'
+            raise ValueError(f'click (y={y}, x={x}) is outside the '
+                             f'{height}x{width} {where}')
+        self._clicks.append((y, x, bool(positive)))
+
+    def undo(self) -> bool:
+        """Remove the last click. Returns ``False`` if there was none."""
+        if not self._clicks:
+            return False
+        self._clicks.pop()
+        del self._steps[len(self._clicks):]
+        return True
+
+    # ---------------------------------------------------------------- predict
+    def predict(self, *, on_canvas: bool = False) -> Prediction:
+        """Segment the object from the clicks so far.
+
+        Clicks added since the last call are evaluated in order, each on the
+        reference label updated by the previous prediction (as in training
+        and in the official click test). Without clicks the answer is empty.
+
+        Returns:
+            Prediction: ``mask`` and ``prob`` of shape (H, W) of the image,
+            or (Hc, Wc) of the canvas with ``on_canvas=True``.
+        """
+        self._require_image()
+        for index in range(len(self._steps), len(self._clicks)):
+            self._steps.append(self._decode_step(index))
+        if self._steps:
+            mask, prob = self._steps[-1].mask, self._steps[-1].prob
+        else:
+            mask = np.zeros(self._canvas_shape, bool)
+            prob = np.zeros(self._canvas_shape, np.float32)
+        if not on_canvas:
+            height, width = self._image_shape
+            mask, prob = mask[:height, :width], prob[:height, :width]
+        return Prediction(mask=mask.copy(), prob=prob.copy())
+
+    def reference_label(self) -> np.ndarray:
+        """(Hc, Wc) uint8 reference label fed at the latest click."""
+        self.predict()
+        if not self._steps:
+            return new_reference_label(*self.canvas_shape)
+        return self._steps[-1].ref_label.copy()
+
+    def _decode_step(self, index: int) -> _Step:
+        """Evaluate click ``index`` given the evaluated steps before it."""
+        if index == 0:
+            ref = new_reference_label(*self._canvas_shape)
+            prev_mask = None
+        else:
+            prev = self._steps[index - 1]
+            ref = update_by_prediction(prev.ref_label, prev.mask)
+            prev_mask = prev.mask
+        y, x, positive = self._clicks[index]
+        add_click_disk(ref, y, x, positive)
+        logits = self._decode(ref, prev_mask)
+        fg_margin = logits[1] - logits[0]
+        mask = (fg_margin > 0).numpy()
+        prob = torch.sigmoid(fg_margin).numpy()
+        return _Step(ref_label=ref, mask=mask, prob=prob)
+
+    def _decode(self, ref: np.ndarray,
+                prev_mask: Optional[np.ndarray]) -> torch.Tensor:
+        """Run neck + head; returns (2, Hc, Wc) float32 CPU logits."""
+        ref_t = torch.from_numpy(ref)[None, None].to(self.device)
+        prev_t = None
+        if prev_mask is not None:
+            prev_t = torch.from_numpy(prev_mask)[None, None].to(self.device)
+        with torch.inference_mode(), self._autocast():
+            logits = self.model.decode_clicks(
+                self._features, ref_t, prev_mask=prev_t)
+            logits = self.model.upsample_logits(logits.float(),
+                                                self._canvas_shape)
+        return logits[0].float().cpu()
+
+    def _autocast(self):
+        if self.precision == 'bf16':
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _require_image(self) -> None:
+        if self._features is None:
+            raise RuntimeError('no image set: call set_image(image) before '
+                               'adding clicks or predicting')
