@@ -1,0 +1,108 @@
+"""Exact Euclidean distance transform of an error mask, as the clickers use it.
+
+Both reference clickers (RITM and the official InterFormer) pad the error
+mask with one ring of zeros, run ``cv2.distanceTransform(mask, DIST_L2,
+DIST_MASK_PRECISE)`` and crop the ring off. OpenCV treats everything outside
+the array as non-zero, so without the ring an error region touching the
+image border would get huge distances there; with it, the image border acts
+as "non-error" (``evaluation.md`` §3.1, TV1).
+
+:func:`padded_distance_transform` is that reference computation on the whole
+image. :func:`bbox_distance_transform` gives the same values computed only
+on the bounding box of the mask plus a one-pixel zero ring, which is much
+cheaper for small error regions. Why the two are equal:
+
+The precise DT returns, for every non-zero pixel ``p``, the Euclidean
+distance to the nearest zero pixel. Let ``B = [r0, r1] x [c0, c1]`` be the
+bounding box of the non-zero pixels, and ``R`` the ring around it (rows
+``r0 - 1``/``r1 + 1`` and columns ``c0 - 1``/``c1 + 1``). Every pixel of the
+padded full image outside ``B`` is zero, and so is every pixel of ``R`` in
+the cropped array. Take any zero pixel ``q`` outside ``B`` and clamp it into
+``B + R``: ``q' = (clip(q_y, r0 - 1, r1 + 1), clip(q_x, c0 - 1, c1 + 1))``.
+At least one coordinate of ``q`` lies outside ``B``'s range, so the clamped
+coordinate lands on ``R`` and ``q'`` is a zero pixel of the crop. Since
+``p`` lies inside ``B`` and clamping to an interval that contains ``p_y``
+(``p_x``) never increases ``|p_y - q_y|`` (``|p_x - q_x|``),
+``|p - q'| <= |p - q|``. So the nearest zero pixel over the whole padded
+image can always be found inside the crop, zero pixels inside ``B`` are
+shared by both, and OpenCV's own "outside is non-zero" rule does not matter
+for the crop either (the same clamping argument puts a ring pixel before any
+outside pixel). The distances are therefore identical, not just close;
+``tests/test_interaction/test_distance.py`` checks bit equality on many
+random masks.
+"""
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ['padded_distance_transform', 'bbox_distance_transform',
+           'mask_bbox']
+
+# cv2.DIST_MASK_PRECISE == 0: the exact Euclidean transform RITM calls with
+# maskSize 0.
+_DIST_MASK = cv2.DIST_MASK_PRECISE
+
+
+def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    """A 0/1 uint8 view (bool input) or copy of a 2-D mask."""
+    if mask.dtype == np.bool_:
+        return mask.view(np.uint8)
+    return (mask != 0).astype(np.uint8)
+
+
+def padded_distance_transform(mask: np.ndarray) -> np.ndarray:
+    """Reference DT of a whole mask with the one-pixel zero padding.
+
+    Args:
+        mask (np.ndarray): (H, W) bool (or 0/1) error mask.
+
+    Returns:
+        np.ndarray: (H, W) float32 distance of every mask pixel to the
+        nearest non-mask pixel or to the image border ring; 0 off the mask.
+    """
+    padded = np.pad(_as_uint8(mask), 1, mode='constant')
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, _DIST_MASK)
+    return dist[1:-1, 1:-1]
+
+
+def mask_bbox(mask: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
+    """Inclusive bounding box ``(y0, y1, x0, x1)`` of a 2-D mask.
+
+    Returns:
+        tuple | None: ``(y0, y1, x0, x1)`` with both ends inclusive, or None
+        for an empty mask.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def bbox_distance_transform(
+        mask: np.ndarray
+) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
+    """The padded DT restricted to the bounding box of the mask.
+
+    Equal, value for value, to ``padded_distance_transform(mask)[y0:y1 + 1,
+    x0:x1 + 1]`` (see the module docstring for the proof); every value
+    outside the box is 0.
+
+    Args:
+        mask (np.ndarray): (H, W) bool (or 0/1) error mask.
+
+    Returns:
+        tuple | None: ``(dist, (y0, x0))`` where ``dist`` is the float32 DT
+        of the box, shape ``(y1 - y0 + 1, x1 - x0 + 1)``, and ``(y0, x0)``
+        its top-left corner in image pixels; None if the mask is empty.
+    """
+    bbox = mask_bbox(mask)
+    if bbox is None:
+        return None
+    y0, y1, x0, x1 = bbox
+    crop = _as_uint8(mask[y0:y1 + 1, x0:x1 + 1])
+    padded = cv2.copyMakeBorder(
+        np.ascontiguousarray(crop), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, _DIST_MASK)
+    return dist[1:-1, 1:-1], (y0, x0)
