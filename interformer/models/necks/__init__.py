@@ -1,3 +1,4 @@
-"""models/necks."""
+"""models/necks: the per-click I-MSA neck."""
+from .imsa import IMSA
 
-__all__ = []
+__all__ = ['IMSA']
