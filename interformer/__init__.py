@@ -5,7 +5,9 @@ first, then registers every model, dataset, transform and metric in mmseg's
 registries. Configs load it through ``custom_imports``.
 """
 from . import compat  # noqa: F401  (must run before anything imports mmseg)
-from . import datasets, evaluation, interaction, models  # noqa: F401
+from . import datasets, engine, evaluation, interaction, models  # noqa: F401
 from .version import __version__
 
-__all__ = ['__version__', 'datasets', 'evaluation', 'interaction', 'models']
+__all__ = [
+    '__version__', 'datasets', 'engine', 'evaluation', 'interaction', 'models'
+]

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interformer.interaction.clicks import IGNORE_LABEL, next_click
 from interformer.interaction.reference_label import (CLICK_RADIUS,
                                                      REF_UNKNOWN,
                                                      add_click_disk,
@@ -53,10 +54,6 @@ DEFAULT_SIMULATION_CFG = dict(
     extra_click_k=1.7,
     inner_radius=CLICK_RADIUS)
 
-#: Label value of ignored pixels in training ground truth (mmseg's default).
-GT_IGNORE_INDEX = 255
-#: Ignore code expected by :func:`next_click`.
-CLICKER_IGNORE = -1
 #: Click protocol shared with the click test.
 CLICK_PROTOCOL = 'official'
 _SEED_HIGH = 2**62
@@ -110,14 +107,18 @@ def _simulation_cfg(train_cfg: Optional[Mapping]) -> dict:
 
 
 def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
-    """(B, 1, H, W) training labels -> (B, H, W) int64, ignore as -1."""
+    """(B, 1, H, W) training labels -> (B, H, W) int64.
+
+    Values other than 0 and 1 (the ignore index, 255) become ``-1``; the
+    official protocol then treats them as background.
+    """
     if gt.dim() != 4 or gt.shape[1] != 1 or tuple(
             gt.shape[-2:]) != shape[-2:] or gt.shape[0] != shape[0]:
         raise ValueError(f'gt must have shape (B, 1, H, W) = '
                          f'({shape[0]}, 1, {shape[-2]}, {shape[-1]}) like '
                          f'the inputs, got {tuple(gt.shape)}')
     gt_np = gt[:, 0].detach().cpu().numpy().astype(np.int64)
-    gt_np[(gt_np != 0) & (gt_np != 1)] = CLICKER_IGNORE
+    gt_np[(gt_np != 0) & (gt_np != 1)] = IGNORE_LABEL
     return gt_np
 
 
@@ -125,8 +126,6 @@ def _add_clicks(ref: np.ndarray, gt: np.ndarray, pred: np.ndarray,
                 clicks: List[list], rng: np.random.Generator, k: float,
                 radius: int) -> None:
     """One robot-user click per sample, written into ``ref`` in place."""
-    # Imported here until interaction.clicks lands (parallel development).
-    from interformer.interaction.clicks import next_click
     for i in range(ref.shape[0]):
         click = next_click(
             gt[i], pred[i], clicks[i], protocol=CLICK_PROTOCOL, rng=rng, k=k)
