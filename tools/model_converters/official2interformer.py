@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Convert an official InterFormer checkpoint (mmseg 0.x) to this codebase.
+
+The official parameter names are kept 1:1, so the conversion unwraps the
+runner file (``state_dict``/``model``, ``module.``) and, with ``--config``,
+checks every key and shape against a model built from that config (built on
+the meta device: no memory, no init).
+
+Example::
+
+    python tools/model_converters/official2interformer.py \\
+        interformer_light.pth work_dirs/interformer_light_converted.pth \\
+        --config configs/interformer_light_coco_lvis_320k.py
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+import torch
+
+import interformer  # noqa: F401  (stack fixes + registration)
+from interformer.models.converters import (check_state_dict,
+                                           convert_official_interformer,
+                                           load_checkpoint_file,
+                                           save_checkpoint_atomic)
+
+MAX_LISTED = 10
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Convert an official InterFormer checkpoint.')
+    parser.add_argument('src', help='official checkpoint (.pth)')
+    parser.add_argument('dst', help='output file (written atomically)')
+    parser.add_argument(
+        '--config', help='config whose model the keys are checked against')
+    parser.add_argument(
+        '--strict',
+        action='store_true',
+        help='fail on missing or unexpected keys (needs --config)')
+    return parser.parse_args(argv)
+
+
+def build_model(config_path: str) -> torch.nn.Module:
+    """Build the config's model on the meta device."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    cfg = Config.fromfile(config_path)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    with torch.device('meta'):
+        return MODELS.build(cfg.model)
+
+
+def _listed(keys: List[str]) -> str:
+    more = len(keys) - MAX_LISTED
+    return ', '.join(keys[:MAX_LISTED]) + (f' (+{more} more)'
+                                           if more > 0 else '')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.strict and not args.config:
+        print('error: --strict needs --config', file=sys.stderr)
+        return 2
+    renames = []
+    try:
+        state = convert_official_interformer(
+            load_checkpoint_file(args.src), renames=renames)
+        report = check_state_dict(state, build_model(
+            args.config)) if args.config else None
+    except (FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(f'{args.src}: {len(state)} tensors, {len(renames)} renamed')
+    for old, new in renames[:MAX_LISTED]:
+        print(f'  {old} -> {new}')
+    if report is None:
+        print('no --config: key-level conversion only')
+    else:
+        print(f'against {args.config}: {report.summary()}')
+        if report.missing:
+            print('missing: ' + _listed(report.missing))
+        if report.unexpected:
+            print('unexpected: ' + _listed(report.unexpected))
+        if args.strict and (report.missing or report.unexpected):
+            print('error: keys differ from the model (--strict)',
+                  file=sys.stderr)
+            return 1
+    save_checkpoint_atomic(
+        dict(state_dict=state, meta=dict(converted_from=args.src)), args.dst)
+    print(f'saved {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
