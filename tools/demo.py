@@ -50,10 +50,15 @@ def main(argv=None) -> None:
                 'check the CONFIG and CHECKPOINT paths')
         sys.exit(f'demo: not found: {", ".join(missing)} ({hint})')
 
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
     from interformer.apis import InterFormerPredictor, init_model
     from interformer.demo import DemoServer
 
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = init_model(cfg, args.checkpoint, device=args.device)
 
     def predictor_factory():
         return InterFormerPredictor(model, device=args.device,
