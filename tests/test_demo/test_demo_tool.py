@@ -1,0 +1,38 @@
+"""tools/demo.py: arguments and the message when the model is missing."""
+import importlib.util
+import os.path as osp
+
+import pytest
+
+
+@pytest.fixture(scope='module')
+def demo_tool(repo_root):
+    path = osp.join(repo_root, 'tools', 'demo.py')
+    spec = importlib.util.spec_from_file_location('demo_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_defaults(demo_tool):
+    args = demo_tool.parse_args([])
+    assert args.config.endswith('quickstart/interformer_quickstart.py')
+    assert args.checkpoint.endswith('quickstart/latest.pth')
+    assert (args.host, args.port, args.precision) == ('127.0.0.1', 7860,
+                                                      'fp32')
+    args = demo_tool.parse_args(['a.py', 'b.pth', '--max-upload-mb', '2.5',
+                                 '--precision', 'bf16'])
+    assert (args.config, args.max_upload_mb, args.precision) == (
+        'a.py', 2.5, 'bf16')
+
+
+def test_missing_quickstart_model_says_what_to_do(demo_tool, tmp_path,
+                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        demo_tool.main([])
+    assert 'python tools/quickstart.py' in str(info.value.code)
+    with pytest.raises(SystemExit) as info:
+        demo_tool.main(['nope.py', 'nope.pth'])
+    message = str(info.value.code)
+    assert 'nope.py' in message and 'quickstart' not in message
