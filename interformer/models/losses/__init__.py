@@ -1,3 +1,4 @@
-"""models/losses."""
+"""models/losses: the Normalized Focal Loss of InterFormer."""
+from .normalized_focal_loss import NormalizedFocalLoss
 
-__all__ = []
+__all__ = ['NormalizedFocalLoss']

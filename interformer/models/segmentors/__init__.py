@@ -1,3 +1,5 @@
-"""models/segmentors."""
+"""models/segmentors: encode-once / decode-per-click segmentors."""
+from .click_segmentor import ClickSegmentor
+from .click_segmentor_zoom_in import ClickSegmentorZoomIn
 
-__all__ = []
+__all__ = ['ClickSegmentor', 'ClickSegmentorZoomIn']

@@ -1,0 +1,13 @@
+# A tiny InterFormer for tests and quick CPU runs: a 2-layer 96-d MAE ViT
+# (random init, no pretrained weights) with the real SimpleFPN, the real
+# I-MSA neck (Light depths) and the real heads, with BN instead of SyncBN.
+# Parameters: about 0.9 M backbone + 1.7 M neck + 0.7 M heads.
+_base_ = ['./interformer_light.py']
+
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    backbone=dict(
+        embed_dims=96, num_layers=2, num_heads=3, init_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg),
+    auxiliary_head=dict(norm_cfg=norm_cfg),
+    train_cfg=dict(max_num_clicks=3))

@@ -1,0 +1,124 @@
+"""Numerical parity with the official InterFormer (reference fixtures).
+
+Every ``*.npz`` in the reference folder (``INTERFORMER_REFERENCE_DIR`` or
+``<repo>/../shared/reference``) is checked: the model is built from sizes
+derived from the fixture's weights, loaded strictly, and compared on the
+backbone, the neck, the heads, teacher-forced clicks, zoom-in and a
+free-running click loop. See the reference README for the tolerances.
+"""
+import glob
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from parity_utils import build_from_fixture, load_fixture
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# Same rule as the ``reference_dir`` fixture of tests/conftest.py; needed at
+# collection time to parametrise over the files.
+_REF_DIR = os.environ.get(
+    'INTERFORMER_REFERENCE_DIR',
+    osp.join(
+        os.environ.get('INTERFORMER_SHARED_DIR',
+                       osp.join(osp.dirname(_REPO), 'shared')), 'reference'))
+FIXTURES = sorted(glob.glob(osp.join(_REF_DIR, '*.npz')))
+
+FEAT_TOL = dict(atol=1e-4, rtol=1e-4)
+LOGIT_TOL = dict(atol=2e-4, rtol=1e-4)
+MARGIN = 1e-3  # pred compared only where the stored |l1 - l0| >= MARGIN
+IGNORE = 255
+
+
+def _t(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _iou(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Foreground IoU on the padded canvas, 255 ignored (mmseg)."""
+    valid = gt != IGNORE
+    obj = (gt == 1) & valid
+    pred = pred.astype(bool) & valid
+    return float((pred & obj).sum()) / float((pred | obj).sum())
+
+
+class Case:
+    """A fixture, our model for it and our backbone output (computed once)."""
+
+    def __init__(self, path: str) -> None:
+        self.name = osp.basename(path)
+        self.arrays = load_fixture(path)
+        self.model = build_from_fixture(self.arrays, _REPO)
+        captured = {}
+        hook = self.model.backbone.fpn.register_forward_pre_hook(
+            lambda module, args: captured.setdefault('vit', args[0]))
+        with torch.no_grad():
+            self.feats = self.model.extract_image_feats(
+                _t(self.arrays['input'])[None])
+        hook.remove()
+        self.vit_out = captured['vit']
+        self.stored_feats = [
+            _t(self.arrays[f'fpn_{i}'])[None] for i in range(4)
+        ]
+        self.canvas = tuple(int(v) for v in self.arrays['pad_shape'])
+
+    def ref(self, key: str, step: int) -> torch.Tensor:
+        return _t(self.arrays[key][step])[None, None]
+
+    def check_pred_and_iou(self, pred, stored_pred, margin, stored_iou,
+                           what: str) -> None:
+        sure = margin >= MARGIN
+        assert np.array_equal(pred[sure], stored_pred[sure]), what
+        iou = _iou(self.arrays['gt'], pred)
+        if np.array_equal(pred, stored_pred):
+            assert iou == pytest.approx(stored_iou, abs=1e-12), what
+        else:
+            assert iou == pytest.approx(stored_iou, abs=1e-3), what
+
+
+@pytest.fixture(scope='module', params=FIXTURES or [None],
+                ids=[osp.basename(p) for p in FIXTURES] or ['none'])
+def case(request):
+    if request.param is None:
+        pytest.skip(f'no parity fixtures (*.npz) in {_REF_DIR}')
+    return Case(request.param)
+
+
+def test_backbone_pyramid(case):
+    torch.testing.assert_close(
+        case.vit_out[0], _t(case.arrays['vit_out']), **FEAT_TOL)
+    for ours, stored in zip(case.feats, case.stored_feats):
+        torch.testing.assert_close(ours, stored, **FEAT_TOL)
+
+
+def test_neck_and_auxiliary_head_first_click(case):
+    model = case.model
+    with torch.no_grad():
+        outs = model.neck(case.stored_feats, case.ref('ref_label', 0))
+        aux = model.auxiliary_head(list(outs))
+    for i, out in enumerate(outs):
+        torch.testing.assert_close(
+            out[0], _t(case.arrays[f'neck_step1_{i}']), **FEAT_TOL)
+    torch.testing.assert_close(
+        aux[0], _t(case.arrays['aux_logits_step1']), **LOGIT_TOL)
+
+
+@pytest.mark.parametrize('features', ['stored', 'ours'])
+def test_teacher_forced_clicks(case, features):
+    arrays, model = case.arrays, case.model
+    feats = case.stored_feats if features == 'stored' else case.feats
+    for step in range(len(arrays['clicks'])):
+        with torch.no_grad():
+            logits = model.decode_clicks(feats, case.ref('ref_label', step))
+            up = model.upsample_logits(logits, case.canvas)
+        torch.testing.assert_close(
+            logits[0], _t(arrays['decode_logits'][step]), **LOGIT_TOL)
+        torch.testing.assert_close(
+            up[0], _t(arrays['logits_up'][step]), **LOGIT_TOL)
+        stored_up = arrays['logits_up'][step]
+        case.check_pred_and_iou(
+            up[0].argmax(0).numpy(), arrays['pred'][step],
+            np.abs(stored_up[1] - stored_up[0]), arrays['iou'][step],
+            f'step {step}')
