@@ -140,7 +140,8 @@ def test_official2interformer_shape_mismatch(repo_root, tmp_path, capsys):
     assert not dst.exists()
 
 
-@pytest.mark.parametrize('variant', ['light', 'tiny'])
+@pytest.mark.parametrize(
+    'variant', ['light', pytest.param('tiny', marks=pytest.mark.slow)])
 def test_real_config_matches_official_layout(variant, repo_root,
                                              reference_dir):
     """The official TSV layout maps 1:1 onto the model of our config."""

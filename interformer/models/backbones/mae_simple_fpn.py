@@ -54,7 +54,10 @@ class MAEWithSimpleFPN(MAE):
         norm_eps: LayerNorm epsilon.
         fpn_norm_cfg: SimpleFPN normalisation config.
         cache_size: Token grids whose resized pos-embed / relative bias are
-            cached for inference (no-grad only); 0 disables the cache.
+            cached for inference (no-grad only); 0 disables the cache. The
+            cached bias costs ``heads * N^2 * 4`` bytes per layer with
+            ``N = 1 + h*w`` (about 0.6 GB for ViT-B and 1.6 GB for ViT-L at
+            512x512); ``train()`` empties it.
         norm_eval: Keep the LayerNorms in eval mode while training.
         pretrained: Path of an MAE checkpoint (deprecated; use init_cfg).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official

@@ -8,6 +8,7 @@ that parameter names stay exactly those of the official checkpoints
 :func:`torch.nn.functional.scaled_dot_product_attention` with the relative
 bias as an additive float mask.
 """
+import warnings
 from typing import Sequence, Tuple
 
 import torch
@@ -39,7 +40,10 @@ class RelPosMAEAttention(MAEAttention):
     """
 
     def __init__(self, *args, cache_size: int = 1, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():
+            # mmseg builds the index with torch.meshgrid without `indexing`.
+            warnings.filterwarnings('ignore', message='torch.meshgrid')
+            super().__init__(*args, **kwargs)
         if self.bias == 'qv_bias':
             raise ValueError('RelPosMAEAttention needs a full qkv bias '
                              "(bias=True/False), not 'qv_bias'")
