@@ -87,8 +87,9 @@ def load_checkpoint_file(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as err:  # zip/pickle/EOF errors of a broken file
-        raise ValueError(f'cannot read checkpoint {path} (truncated or not a '
-                         f'PyTorch file): {type(err).__name__}: {err}') from err
+        raise ValueError(
+            f'cannot read checkpoint {path} (truncated or not a '
+            f'PyTorch file): {type(err).__name__}: {err}') from err
     if not isinstance(ckpt, Mapping):
         raise ValueError(f'checkpoint {path} holds a {type(ckpt).__name__}, '
                          'not a dict of tensors')
@@ -98,8 +99,9 @@ def load_checkpoint_file(path: str) -> dict:
 def _innermost(ckpt: Mapping) -> Mapping:
     """Follow ``state_dict`` / ``model`` containers down to the tensors."""
     while True:
-        inner = next((ckpt[k] for k in WRAPPER_KEYS
-                      if isinstance(ckpt.get(k), Mapping)), None)
+        inner = next(
+            (ckpt[k]
+             for k in WRAPPER_KEYS if isinstance(ckpt.get(k), Mapping)), None)
         if inner is None:
             return ckpt
         ckpt = inner
@@ -129,7 +131,8 @@ def unwrap_state_dict(ckpt: Mapping) -> StateDict:
 
 
 def is_mae_pretrain(state: Mapping) -> bool:
-    """Whether keys are timm/MAE-style (``blocks.{i}``, ``patch_embed.proj``)."""
+    """Whether keys are timm/MAE style (``blocks.{i}``, ``patch_embed.proj``).
+    """
     return any(
         k.startswith('blocks.') or k.startswith('patch_embed.proj.')
         for k in state)
@@ -247,14 +250,13 @@ def check_state_dict(state: Mapping,
             report.mapped.append(key)
     report.missing = [k for k in target if k not in state]
     if mismatches:
-        raise ValueError(f'shape mismatch for {len(mismatches)} key(s):\n  ' +
-                         '\n  '.join(mismatches))
+        raise ValueError(f'shape mismatch for {len(mismatches)} key(s):\n  '
+                         + '\n  '.join(mismatches))
     return report
 
 
 def load_mae_backbone_state(path: str,
-                            grid: Sequence[int] = MAE_TRAIN_GRID
-                            ) -> StateDict:
+                            grid: Sequence[int] = MAE_TRAIN_GRID) -> StateDict:
     """Read MAE weights for the backbone's ``init_weights``.
 
     Accepts the raw MAE release file, a converted file, or one with
@@ -268,10 +270,10 @@ def load_mae_backbone_state(path: str,
         state = OrderedDict((k[len(BACKBONE_PREFIX):], v)
                             for k, v in state.items()
                             if k.startswith(BACKBONE_PREFIX))
-    state = OrderedDict((k, v) for k, v in state.items()
-                        if 'relative_position_index' not in k)
-    if 'pos_embed' in state and state['pos_embed'].shape[1] != 1 + grid[
-            0] * grid[1]:
+    state = OrderedDict(
+        (k, v) for k, v in state.items() if 'relative_position_index' not in k)
+    if 'pos_embed' in state and state['pos_embed'].shape[
+            1] != 1 + grid[0] * grid[1]:
         state['pos_embed'] = resize_pos_embed_bicubic(state['pos_embed'],
                                                       tuple(grid))
     return state

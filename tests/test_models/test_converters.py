@@ -4,17 +4,13 @@ import torch
 import torch.nn.functional as F
 
 from interformer.models.backbones import MAEWithSimpleFPN
-from interformer.models.converters import (check_state_dict,
-                                           convert_mae_pretrain,
-                                           convert_official_interformer,
-                                           is_mae_pretrain,
-                                           load_checkpoint_file,
-                                           load_mae_backbone_state,
-                                           save_checkpoint_atomic)
+from interformer.models.converters import (
+    check_state_dict, convert_mae_pretrain, convert_official_interformer,
+    is_mae_pretrain, load_checkpoint_file, load_mae_backbone_state,
+    save_checkpoint_atomic)
 
 DIM, LAYERS, GRID = 32, 2, 4
-TINY = dict(img_size=GRID * 16, embed_dims=DIM, num_layers=LAYERS,
-            num_heads=2)
+TINY = dict(img_size=GRID * 16, embed_dims=DIM, num_layers=LAYERS, num_heads=2)
 
 
 def mae_state(dim=DIM, layers=LAYERS, side=14):
@@ -37,12 +33,14 @@ def mae_state(dim=DIM, layers=LAYERS, side=14):
     for i in range(layers):
         p = f'blocks.{i}.'
         state.update({
-            p + 'norm1.weight': rand(dim), p + 'norm1.bias': rand(dim),
+            p + 'norm1.weight': rand(dim),
+            p + 'norm1.bias': rand(dim),
             p + 'attn.qkv.weight': rand(3 * dim, dim),
             p + 'attn.qkv.bias': rand(3 * dim),
             p + 'attn.proj.weight': rand(dim, dim),
             p + 'attn.proj.bias': rand(dim),
-            p + 'norm2.weight': rand(dim), p + 'norm2.bias': rand(dim),
+            p + 'norm2.weight': rand(dim),
+            p + 'norm2.bias': rand(dim),
             p + 'mlp.fc1.weight': rand(4 * dim, dim),
             p + 'mlp.fc1.bias': rand(4 * dim),
             p + 'mlp.fc2.weight': rand(dim, 4 * dim),
@@ -55,13 +53,15 @@ def test_convert_mae_pretrain_keys_values_and_pos_embed():
     raw = mae_state()
     assert is_mae_pretrain(raw)
     out = convert_mae_pretrain({'model': raw}, target_grid=(GRID, GRID))
-    assert not any(k.startswith(('norm.', 'mask_token', 'decoder', 'blocks',
-                                 'backbone.')) for k in out)
+    assert not any(
+        k.startswith(('norm.', 'mask_token', 'decoder', 'blocks', 'backbone.'))
+        for k in out)
     assert torch.equal(out['layers.1.ffn.layers.1.weight'],
                        raw['blocks.1.mlp.fc2.weight'])
     assert torch.equal(out['layers.0.ffn.layers.0.0.bias'],
                        raw['blocks.0.mlp.fc1.bias'])
-    assert torch.equal(out['layers.0.ln2.weight'], raw['blocks.0.norm2.weight'])
+    assert torch.equal(out['layers.0.ln2.weight'],
+                       raw['blocks.0.norm2.weight'])
     assert torch.equal(out['patch_embed.projection.weight'],
                        raw['patch_embed.proj.weight'])
     pos = out['pos_embed']
@@ -75,8 +75,9 @@ def test_convert_mae_pretrain_keys_values_and_pos_embed():
     report = check_state_dict(out, model)
     assert report.unexpected == []
     assert sorted(report.mapped) == sorted(out)
-    assert all(('relative_position' in k or 'gamma_' in k
-                or k.startswith('fpn.')) for k in report.missing)
+    assert all(
+        ('relative_position' in k or 'gamma_' in k or k.startswith('fpn.'))
+        for k in report.missing)
     model.load_state_dict(out, strict=False)
 
 
@@ -127,9 +128,17 @@ def _full_model_state():
 def test_convert_official_interformer_unwraps_and_reports_renames():
     state = _full_model_state()
     wrapped = {
-        'meta': {'mmseg_version': '0.26.0', 'config': '...'},
-        'state_dict': {f'module.{k}': v for k, v in state.items()},
-        'optimizer': {'state': {}},
+        'meta': {
+            'mmseg_version': '0.26.0',
+            'config': '...'
+        },
+        'state_dict': {
+            f'module.{k}': v
+            for k, v in state.items()
+        },
+        'optimizer': {
+            'state': {}
+        },
     }
     renames = []
     out = convert_official_interformer(wrapped, renames=renames)

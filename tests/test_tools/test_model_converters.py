@@ -11,7 +11,10 @@ from interformer.models.backbones import MAEWithSimpleFPN
 
 TOOLS = ('tools', 'model_converters')
 TINY_BACKBONE = dict(
-    type='MAEWithSimpleFPN', img_size=64, embed_dims=32, num_layers=2,
+    type='MAEWithSimpleFPN',
+    img_size=64,
+    embed_dims=32,
+    num_layers=2,
     num_heads=2)
 CONFIG = """
 default_scope = 'mmseg'
@@ -65,8 +68,8 @@ def test_mae2interformer(repo_root, tmp_path, capsys):
     assert torch.equal(state['layers.1.ffn.layers.0.0.weight'],
                        raw['blocks.1.mlp.fc1.weight'])
     assert 'norm.weight' not in state
-    model = MAEWithSimpleFPN(img_size=64, embed_dims=32, num_layers=2,
-                             num_heads=2)
+    model = MAEWithSimpleFPN(
+        img_size=64, embed_dims=32, num_layers=2, num_heads=2)
     model.load_state_dict(state, strict=False)
     assert osp.isfile(dst) and len(list((tmp_path / 'out').iterdir())) == 1
 
@@ -156,8 +159,9 @@ def test_real_config_matches_official_layout(variant, repo_root,
             if line.startswith('#') or not line.strip():
                 continue
             key, shape, _ = line.rstrip('\n').split('\t')
-            dims = [] if shape == 'scalar' else [int(d) for d in
-                                                 shape.split('x')]
+            dims = [] if shape == 'scalar' else [
+                int(d) for d in shape.split('x')
+            ]
             state[key] = torch.empty(dims, device='meta')
     converted = tool.convert_official_interformer({'state_dict': state})
     report = tool.check_state_dict(converted, tool.build_model(cfg))

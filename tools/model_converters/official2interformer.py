@@ -63,8 +63,8 @@ def build_model(config_path: str) -> torch.nn.Module:
 
 def _listed(keys: List[str]) -> str:
     more = len(keys) - MAX_LISTED
-    return ', '.join(keys[:MAX_LISTED]) + (f' (+{more} more)'
-                                           if more > 0 else '')
+    return ', '.join(
+        keys[:MAX_LISTED]) + (f' (+{more} more)' if more > 0 else '')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -93,8 +93,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if report.unexpected:
             print('unexpected: ' + _listed(report.unexpected))
         if args.strict and (report.missing or report.unexpected):
-            print('error: keys differ from the model (--strict)',
-                  file=sys.stderr)
+            print(
+                'error: keys differ from the model (--strict)',
+                file=sys.stderr)
             return 1
     save_checkpoint_atomic(
         dict(state_dict=state, meta=dict(converted_from=args.src)), args.dst)

@@ -27,9 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    'nearest_token_index', 'resize_pos_embed_nearest',
-    'resize_rel_pos_index', 'resize_pos_embed_bicubic', 'ResizeCache',
-    'tensor_stamp'
+    'nearest_token_index', 'resize_pos_embed_nearest', 'resize_rel_pos_index',
+    'resize_pos_embed_bicubic', 'ResizeCache', 'tensor_stamp'
 ]
 
 NUM_EXTRA_TOKENS = 1  # the cls token
@@ -61,8 +60,8 @@ def nearest_token_index(src_hw: Sequence[int],
     Returns:
         Tensor: ``(h*w,)`` int64 indices into the row-major ``h0*w0`` grid.
     """
-    index = _nearest_token_index_cpu(
-        (int(src_hw[0]), int(src_hw[1])), (int(dst_hw[0]), int(dst_hw[1])))
+    index = _nearest_token_index_cpu((int(src_hw[0]), int(src_hw[1])),
+                                     (int(dst_hw[0]), int(dst_hw[1])))
     return index.to(device) if device is not None else index.clone()
 
 
@@ -81,9 +80,8 @@ def resize_pos_embed_nearest(pos_embed: Tensor, src_hw: Sequence[int],
     if tuple(src_hw) == tuple(dst_hw):
         return pos_embed
     index = nearest_token_index(src_hw, dst_hw, pos_embed.device)
-    return torch.cat((pos_embed[:, :NUM_EXTRA_TOKENS],
-                      pos_embed[:, NUM_EXTRA_TOKENS + index]),
-                     dim=1)
+    cls_pos = pos_embed[:, :NUM_EXTRA_TOKENS]
+    return torch.cat((cls_pos, pos_embed[:, NUM_EXTRA_TOKENS + index]), dim=1)
 
 
 def resize_rel_pos_index(rel_pos_index: Tensor, src_hw: Sequence[int],
@@ -104,12 +102,13 @@ def resize_rel_pos_index(rel_pos_index: Tensor, src_hw: Sequence[int],
         return rel_pos_index
     device = rel_pos_index.device
     tokens = nearest_token_index(src_hw, dst_hw, device)
-    keep = torch.cat((torch.zeros(1, dtype=torch.long, device=device),
-                      tokens + NUM_EXTRA_TOKENS))
+    keep = torch.cat((torch.zeros(1, dtype=torch.long,
+                                  device=device), tokens + NUM_EXTRA_TOKENS))
     return rel_pos_index.index_select(0, keep).index_select(1, keep)
 
 
-def resize_pos_embed_bicubic(pos_embed: Tensor, dst_hw: Sequence[int],
+def resize_pos_embed_bicubic(pos_embed: Tensor,
+                             dst_hw: Sequence[int],
                              src_hw: Optional[Sequence[int]] = None) -> Tensor:
     """Bicubically resize a pos-embed with a cls position (MAE loading).
 
@@ -154,8 +153,8 @@ def tensor_stamp(*tensors: Tensor) -> Optional[Tuple[Any, ...]]:
     """
     if any(t.is_inference() for t in tensors):
         return None
-    return tuple((t.data_ptr(), t._version, t.device, t.dtype)
-                 for t in tensors)
+    return tuple(
+        (t.data_ptr(), t._version, t.device, t.dtype) for t in tensors)
 
 
 class ResizeCache:

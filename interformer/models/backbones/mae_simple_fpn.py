@@ -180,11 +180,10 @@ class MAEWithSimpleFPN(MAE):
             return resize_pos_embed_nearest(self.pos_embed, self.patch_shape,
                                             hw_shape)
         stamp = tensor_stamp(self.pos_embed)
-        cached = None if stamp is None else self.pos_cache.get(
-            hw_shape, stamp)
+        cached = None if stamp is None else self.pos_cache.get(hw_shape, stamp)
         if cached is None:
-            cached = resize_pos_embed_nearest(self.pos_embed,
-                                              self.patch_shape, hw_shape)
+            cached = resize_pos_embed_nearest(self.pos_embed, self.patch_shape,
+                                              hw_shape)
             if stamp is not None:
                 self.pos_cache.put(hw_shape, stamp, cached)
         return cached

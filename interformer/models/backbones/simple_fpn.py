@@ -94,7 +94,10 @@ class SimpleFPN(BaseModule):
         elif scale == 1:
             layers, last = [], dim
         else:  # 0.5
-            layers = [nn.Conv2d(dim, 2 * dim, 2, stride=2), self._norm(2 * dim)]
+            layers = [
+                nn.Conv2d(dim, 2 * dim, 2, stride=2),
+                self._norm(2 * dim)
+            ]
             last = 2 * dim
         layers += [
             nn.Conv2d(last, out_channels, 1),

@@ -31,7 +31,9 @@ def _backbone_state(npz):
 def _build_from_state(state):
     """Read the reduced ViT size from the weight shapes."""
     embed_dims = state['cls_token'].shape[-1]
-    num_layers = len({k.split('.')[1] for k in state if k.startswith('layers.')})
+    num_layers = len(
+        {k.split('.')[1]
+         for k in state if k.startswith('layers.')})
     num_heads = state['layers.0.attn.relative_position_bias_table'].shape[1]
     grid = int(round((state['pos_embed'].shape[1] - 1)**0.5))
     patch = state['patch_embed.projection.weight'].shape[-1]

@@ -76,7 +76,8 @@ def test_block_details():
     assert torch.equal(layer.gamma_1, torch.ones(32))
     assert layer.attn.qkv.bias.shape == (96, )
     assert not layer.attn.relative_position_bias_table.any()
-    assert layer.attn.relative_position_bias_table.shape == ((2 * 4 - 1)**2 + 3, 2)
+    assert layer.attn.relative_position_bias_table.shape == ((2 * 4 - 1)**2
+                                                             + 3, 2)
     assert model.layers[0].drop_path.__class__ is nn.Identity or \
         model.layers[0].drop_path.drop_prob == 0
     assert layer.drop_path.drop_prob == pytest.approx(0.1)
@@ -192,7 +193,8 @@ def test_registry_and_layer_decay_ids():
     constructor.add_params(params, model)
     scale = {
         name: group['lr_scale']
-        for group in params for name in group['param_names']
+        for group in params
+        for name in group['param_names']
     }
     top = num_layers + 1
     assert scale['backbone.cls_token'] == decay**top
@@ -203,3 +205,15 @@ def test_registry_and_layer_decay_ids():
             decay**(top - k - 1)
     assert scale['backbone.fpn.rescale_ops.0.0.weight'] == 1.0
     assert scale['decode_head.weight'] == 1.0
+
+
+def test_non_square_build_grid():
+    model = MAEWithSimpleFPN(
+        img_size=[64, 96], embed_dims=32, num_layers=1, num_heads=2).eval()
+    assert model.patch_shape == (4, 6)
+    assert model.pos_embed.shape == (1, 1 + 4 * 6, 32)
+    assert model.layers[0].attn.relative_position_index.shape == (25, 25)
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 128, 64))
+    assert outs[0].shape == (1, 32, 32, 16) and outs[3].shape == (1, 256, 4,
+                                                                   2)
