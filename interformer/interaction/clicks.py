@@ -12,10 +12,9 @@ simulation ('official' protocol, ``k=1.7`` after the first click). The rule
 2. Already-clicked pixels: RITM zeroes them in the distance maps *after*
    the transform; the official code removes them from both masks *before*
    it, so they act as holes that pull nearby distances down.
-3. Each mask gets the exact Euclidean distance transform with a one-pixel
-   zero ring (the image border counts as "not an error"); see
-   :mod:`interformer.interaction.distance`, which computes it on the mask's
-   bounding box only, with identical values.
+3. Each mask gets the Euclidean distance transform with a one-pixel zero
+   ring (the image border counts as "not an error"), computed on the mask's
+   bounding box only (:mod:`interformer.interaction.distance`).
 4. The click is positive iff ``max(fn_dist) > max(fp_dist)`` (strictly; a
    tie gives a negative click) and goes into the winning mask.
 5. Candidates: RITM takes the pixels equal to the maximum and clicks the
@@ -24,6 +23,14 @@ simulation ('official' protocol, ``k=1.7`` after the first click). The rule
    ``1 + 1.1920929e-07``, i.e. the maxima) and draws one uniformly; here
    with a seeded :class:`numpy.random.Generator` instead of the unseeded
    Python ``random``.
+
+All distance comparisons (steps 4 and 5) are made on the exact integer
+squared distances. The reference code compares OpenCV's float32 values,
+which are 1 ulp off for about 0.2 % of the pixels depending on their
+column (see :mod:`~interformer.interaction.distance`), so its ties are
+decided by rounding noise: a true fn/fp tie can come out positive, and a
+true tie inside a map can lose a candidate. Here a tie is a tie, as the
+rule says; away from exact ties the results are the same.
 6. Nothing wrong (both maxima 0): RITM returns a degenerate negative click
    at (0, 0); the official code returns no click (None).
 
@@ -32,11 +39,12 @@ given (the padded canvas for the official protocol).
 """
 import operator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .distance import bbox_distance_transform
+from .distance import bbox_distance_transform, squared_distance
 from .protocols import ClickProtocol, ProtocolLike, get_protocol
 
 __all__ = [
@@ -46,7 +54,8 @@ __all__ = [
 
 IGNORE_LABEL = -1
 # np.finfo(np.float32).eps, as written in the official code: candidates for
-# k = 1 are the pixels with dist > max / (1 + eps), i.e. the maxima.
+# k = 1 are the pixels with dist > max / (1 + eps), i.e. the exact maxima
+# (which is how they are computed here).
 FLOAT32_EPS = 1.1920929e-07
 
 
@@ -145,10 +154,15 @@ def _check_inputs(gt: np.ndarray, pred: np.ndarray,
 
 def _max_and_crop(mask: np.ndarray, clicks: Sequence[Click],
                   zero_clicked: bool):
-    """Bounding-box DT of ``mask``; returns (max, dist crop, origin)."""
+    """Bounding-box DT of ``mask``.
+
+    Returns:
+        tuple: (largest exact squared distance, DT of the box, box origin
+        (y0, x0)); RITM's clicked pixels are zeroed first if asked.
+    """
     result = bbox_distance_transform(mask)
     if result is None:
-        return 0.0, None, (0, 0)
+        return 0, None, (0, 0)
     dist, (y0, x0) = result
     if zero_clicked:
         h, w = dist.shape
@@ -156,7 +170,22 @@ def _max_and_crop(mask: np.ndarray, clicks: Sequence[Click],
             yy, xx = click.y - y0, click.x - x0
             if 0 <= yy < h and 0 <= xx < w:
                 dist[yy, xx] = 0.0
-    return float(dist.max()), dist, (y0, x0)
+    return squared_distance(dist.max()), dist, (y0, x0)
+
+
+def _band_floor(sq_max: int, k: float) -> int:
+    """Largest squared distance that is *not* a candidate.
+
+    A pixel at true distance ``sqrt(n)`` is a candidate iff
+    ``sqrt(n) > sqrt(sq_max) / k``, i.e. ``n > sq_max / k**2``; with ``k``
+    as an exact fraction ``p / q`` that is ``n > floor(sq_max q^2 / p^2)``.
+    For ``k = 1`` (and the official ``1 + float32 eps``) the candidates
+    are the exact maxima: ``n > sq_max - 1``.
+    """
+    if k == 1.0:
+        return sq_max - 1
+    frac = Fraction(k)
+    return (sq_max * frac.denominator**2) // frac.numerator**2
 
 
 def _resolve_k(protocol: ClickProtocol, k: Optional[float]) -> float:
@@ -188,7 +217,8 @@ def find_click_candidates(gt: np.ndarray,
         clicks (Sequence[Click]): clicks made so far.
         protocol (str | dict | ClickProtocol): ``'ritm'`` (default),
             ``'official'`` or a :class:`ClickProtocol`.
-        k (float, optional): candidate band, distance > max / k. None uses
+        k (float, optional): candidate band: true distance > max / k, with
+            ``k`` taken as the exact value of the float. None uses
             ``protocol.candidate_k``. k > 1 needs a random tie-break.
 
     Returns:
@@ -214,15 +244,16 @@ def find_click_candidates(gt: np.ndarray,
         fn[ys, xs] = False
         fp[ys, xs] = False
 
-    fn_max, fn_dist, fn_origin = _max_and_crop(fn, clicks, not holes)
-    fp_max, fp_dist, fp_origin = _max_and_crop(fp, clicks, not holes)
-    is_positive = fn_max > fp_max
+    fn_sq, fn_dist, fn_origin = _max_and_crop(fn, clicks, not holes)
+    fp_sq, fp_dist, fp_origin = _max_and_crop(fp, clicks, not holes)
+    fn_max, fp_max = float(np.sqrt(fn_sq)), float(np.sqrt(fp_sq))
+    is_positive = fn_sq > fp_sq
     if is_positive:
-        dist_max, dist, (y0, x0) = fn_max, fn_dist, fn_origin
+        sq_max, dist, (y0, x0) = fn_sq, fn_dist, fn_origin
     else:
-        dist_max, dist, (y0, x0) = fp_max, fp_dist, fp_origin
+        sq_max, dist, (y0, x0) = fp_sq, fp_dist, fp_origin
 
-    if dist_max <= 0.0:
+    if sq_max == 0:
         if protocol.no_error_action == 'none':
             return None
         # RITM: every pixel of the all-zero map is a maximum; the first in
@@ -230,13 +261,14 @@ def find_click_candidates(gt: np.ndarray,
         return ClickCandidates(False, np.zeros((1, 2), np.int64), 0.0,
                                fn_max, fp_max)
 
-    if protocol.tie_break == 'first':
-        hits = dist == np.float32(dist_max)
-    else:
-        divisor = k if k > 1.0 else 1.0 + FLOAT32_EPS
-        hits = dist > np.float64(dist_max / divisor)
-    ys, xs = np.nonzero(hits)
+    # Candidates have squared distance n > sq_min, i.e. n >= sq_min + 1;
+    # the threshold sits halfway (in n) below that, far from any
+    # 1-ulp-rounded sqrt(n) of the map.
+    sq_min = _band_floor(sq_max, k)
+    hits = dist > dist.dtype.type(np.sqrt(sq_min + 0.5))
+    ys, xs = np.divmod(np.flatnonzero(hits), dist.shape[1])
     coords = np.stack([ys + y0, xs + x0], axis=1).astype(np.int64)
+    dist_max = float(np.sqrt(sq_max))
     return ClickCandidates(bool(is_positive), coords, dist_max, fn_max,
                            fp_max)
 
