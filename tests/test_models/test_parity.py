@@ -122,3 +122,83 @@ def test_teacher_forced_clicks(case, features):
             up[0].argmax(0).numpy(), arrays['pred'][step],
             np.abs(stored_up[1] - stored_up[0]), arrays['iou'][step],
             f'step {step}')
+
+
+def _candidate_api():
+    try:
+        from interformer.interaction.clicks import (Click,
+                                                    find_click_candidates)
+    except ImportError:
+        return None
+    return Click, find_click_candidates
+
+
+def _free_run(case, model, prefix: str, check_candidates: bool):
+    """Replay the stored clicks from an all-unknown map with our own
+    predictions; check the reference maps, logits, preds and IoUs."""
+    from interformer.interaction.reference_label import (
+        add_click_disk, new_reference_label, update_by_prediction)
+    arrays = case.arrays
+    api = _candidate_api() if check_candidates else None
+    gt_clicker = np.where(arrays['gt'] == IGNORE, -1,
+                          arrays['gt']).astype(np.int64)
+    ref = new_reference_label(*case.canvas)
+    pred = np.zeros(case.canvas, dtype=bool)
+    # Pixels where one of our preds took the other side of a near tie; the
+    # reference maps may differ there (and only there).
+    flipped = np.zeros(case.canvas, dtype=bool)
+    clicks = []
+    for step, (y, x, positive) in enumerate(arrays['clicks'].tolist()):
+        if api is not None:
+            click_cls, find = api
+            found = find(gt_clicker, pred, clicks, protocol='official')
+            rows = arrays['click_candidates']
+            expected = rows[rows[:, 0] == step][:, 1:]
+            assert found is not None and found.is_positive == bool(positive)
+            assert np.array_equal(found.coords, expected), f'step {step}'
+            clicks.append(click_cls(y, x, bool(positive)))
+        if step > 0:
+            ref = update_by_prediction(ref, pred)
+        add_click_disk(ref, y, x, bool(positive))
+        same = ref == arrays[prefix + 'ref_label'][step]
+        assert same[~flipped].all(), f'{prefix}ref_label step {step}'
+        prev = None if step == 0 else torch.from_numpy(pred)[None, None]
+        with torch.no_grad():
+            logits = model.decode_clicks(case.feats, _t(ref)[None, None],
+                                         prev_mask=prev)
+            up = model.upsample_logits(logits, case.canvas)[0]
+        torch.testing.assert_close(
+            logits[0], _t(arrays[prefix + 'decode_logits'][step]),
+            **LOGIT_TOL)
+        pred = up.argmax(0).numpy().astype(bool)
+        stored = arrays[prefix + 'decode_logits'][step][None]
+        stored_up = model.upsample_logits(_t(stored), case.canvas)[0]
+        case.check_pred_and_iou(pred, arrays[prefix + 'pred'][step],
+                                (stored_up[1] - stored_up[0]).abs().numpy(),
+                                arrays[prefix + 'iou'][step],
+                                f'{prefix}step {step}')
+        flipped |= pred != arrays[prefix + 'pred'][step].astype(bool)
+    return update_by_prediction(ref, pred), flipped
+
+
+def test_free_running_click_loop(case):
+    final, flipped = _free_run(case, case.model, '', check_candidates=True)
+    assert flipped.sum() <= 2 * len(case.arrays['clicks'])
+    assert np.array_equal(final[~flipped],
+                          case.arrays['ref_label_final'][~flipped])
+    if _candidate_api() is None:
+        pytest.skip('interformer.interaction.clicks not available: '
+                    'candidate sets not checked')
+
+
+def test_zoom_in(case):
+    arrays = case.arrays
+    if 'zoom/roi' not in arrays:
+        pytest.skip(f'{case.name} has no zoom-in run')
+    zoom = build_from_fixture(arrays, _REPO, 'ClickSegmentorZoomIn')
+    for step in range(1, len(arrays['zoom/roi'])):
+        roi = zoom.compute_roi(
+            case.feats, case.ref('zoom/ref_label', step),
+            _t(arrays['zoom/pred'][step - 1])[None, None])
+        assert roi.tolist() == [arrays['zoom/roi'][step].tolist()]
+    _free_run(case, zoom, 'zoom/', check_candidates=False)
