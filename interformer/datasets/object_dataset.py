@@ -58,9 +58,10 @@ class BaseObjectDataset(BaseSegDataset):
         ann_file (str): Annotation file, relative to ``data_root``.
         ignore_file (str, optional): JSON list of images to leave out, used
             as given (absolute or relative to the working directory). An
-            int entry, or a str of digits, is a COCO image id; any other str
-            is a prefix of the image file name (without folders). Default:
-            None (no ignore list).
+            int entry is a COCO image id; a str entry is a prefix of the
+            image file name (without folders) and, if it is all digits,
+            also an image id (``'000000000009'`` and ``9`` both drop
+            ``000000000009.jpg``). Default: None (no ignore list).
         filter_empty (bool): Drop images without any candidate segment.
             Default: True.
         max_refetch (int): Retries with another random index when the
@@ -117,10 +118,12 @@ class BaseObjectDataset(BaseSegDataset):
         ids, prefixes = set(), []
         if self.ignore_file is not None:
             for entry in load_ignore_list(self.ignore_file):
-                if isinstance(entry, int) or entry.isdigit():
+                if isinstance(entry, int):
+                    ids.add(entry)
+                    continue
+                prefixes.append(entry)
+                if entry.isdigit():
                     ids.add(int(entry))
-                else:
-                    prefixes.append(entry)
         kept = [
             info for info in self.data_list
             if not self._is_ignored(info, ids, prefixes) and (

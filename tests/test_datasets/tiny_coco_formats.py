@@ -151,8 +151,10 @@ def write_lvis(data_dir: str, images: Sequence[Dict],
     Args:
         data_dir (str): The ``data/`` folder.
         images (Sequence[dict]): Per image: ``id``, ``height``, ``width``,
-            ``polygons``: list of COCO polygon lists (one annotation each).
-        split (str): COCO folder of the images. Default: 'train2017'.
+            ``polygons``: list of COCO polygon lists (one annotation each),
+            optional ``split`` (COCO image folder).
+        split (str): Default COCO folder of the images. Default:
+            'train2017'.
 
     Returns:
         str: Path of the LVIS JSON.
@@ -161,13 +163,13 @@ def write_lvis(data_dir: str, images: Sequence[Dict],
     ann_id = 1
     for spec in images:
         h, w, image_id = spec['height'], spec['width'], spec['id']
-        name = coco_name(image_id)
-        write_image(osp.join(data_dir, 'coco2017', split, name), h, w,
+        name, folder = coco_name(image_id), spec.get('split', split)
+        write_image(osp.join(data_dir, 'coco2017', folder, name), h, w,
                     image_id)
         # LVIS v1 images have coco_url but no file_name
         img_entries.append(
             dict(id=image_id, height=h, width=w, license=1,
-                 coco_url=COCO_URL.format(split=split, name=name),
+                 coco_url=COCO_URL.format(split=folder, name=name),
                  flickr_url='', date_captured='',
                  neg_category_ids=[], not_exhaustive_category_ids=[]))
         for polygons in spec['polygons']:
