@@ -5,6 +5,7 @@ from typing import Optional, Union
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import _load_checkpoint
 
 __all__ = ['init_model', 'load_model_checkpoint']
@@ -86,6 +87,7 @@ def init_model(config: Union[str, Config],
     if cfg_options:
         config.merge_from_dict(cfg_options)
     register_all_modules(init_default_scope=False)
+    init_default_scope(config.get('default_scope', 'mmseg'))
     model_cfg = config.model.copy()
     backbone = model_cfg.get('backbone', {})
     for key in ('pretrained', 'init_cfg'):

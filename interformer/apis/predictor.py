@@ -10,6 +10,7 @@ Coordinates are (y, x) = (row, column) in pixels of the original image. The
 model canvas is the image padded at the bottom/right to a multiple of 32.
 """
 import contextlib
+import inspect
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
@@ -88,6 +89,9 @@ class InterFormerPredictor:
             IMAGENET_MEAN).view(3, 1, 1)).to(self.device, torch.float32)
         self._std = (std if std is not None else torch.tensor(
             IMAGENET_STD).view(3, 1, 1)).to(self.device, torch.float32)
+        # ClickSegmentorZoomIn needs the click index for zoom_in_start_step
+        self._pass_step = 'step' in inspect.signature(
+            self.model.decode_clicks).parameters
         self._features: Optional[List[torch.Tensor]] = None
         self._image_shape: Optional[Tuple[int, int]] = None
         self._canvas_shape: Optional[Tuple[int, int]] = None
@@ -232,22 +236,23 @@ class InterFormerPredictor:
             prev_mask = prev.mask
         y, x, positive = self._clicks[index]
         add_click_disk(ref, y, x, positive)
-        logits = self._decode(ref, prev_mask)
+        logits = self._decode(ref, prev_mask, index)
         fg_margin = logits[1] - logits[0]
         mask = (fg_margin > 0).numpy()
         prob = torch.sigmoid(fg_margin).numpy()
         return _Step(ref_label=ref, mask=mask, prob=prob)
 
-    def _decode(self, ref: np.ndarray,
-                prev_mask: Optional[np.ndarray]) -> torch.Tensor:
+    def _decode(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
+                step: int) -> torch.Tensor:
         """Run neck + head; returns (2, Hc, Wc) float32 CPU logits."""
         ref_t = torch.from_numpy(ref)[None, None].to(self.device)
         prev_t = None
         if prev_mask is not None:
             prev_t = torch.from_numpy(prev_mask)[None, None].to(self.device)
+        extra = dict(step=step) if self._pass_step else {}
         with torch.inference_mode(), self._autocast():
             logits = self.model.decode_clicks(
-                self._features, ref_t, prev_mask=prev_t)
+                self._features, ref_t, prev_mask=prev_t, **extra)
             logits = self.model.upsample_logits(logits.float(),
                                                 self._canvas_shape)
         return logits[0].float().cpu()
