@@ -13,8 +13,8 @@ from .reference_label import (CLICK_RADIUS, NUM_REF_STATES, REF_DEFINITE_BG,
 __all__ = [
     'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG', 'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
-    'new_reference_label', 'update_by_prediction', 'Click',
-    'ClickCandidates', 'ClickProtocol', 'FLOAT32_EPS', 'IGNORE_LABEL',
-    'PROTOCOL_PRESETS', 'bbox_distance_transform', 'find_click_candidates',
-    'get_protocol', 'mask_bbox', 'next_click', 'padded_distance_transform'
+    'new_reference_label', 'update_by_prediction', 'Click', 'ClickCandidates',
+    'ClickProtocol', 'FLOAT32_EPS', 'IGNORE_LABEL', 'PROTOCOL_PRESETS',
+    'bbox_distance_transform', 'find_click_candidates', 'get_protocol',
+    'mask_bbox', 'next_click', 'padded_distance_transform'
 ]

@@ -201,12 +201,12 @@ def _resolve_k(protocol: ClickProtocol, k: Optional[float]) -> float:
     return k
 
 
-def find_click_candidates(gt: np.ndarray,
-                          pred: np.ndarray,
-                          clicks: Sequence[Click] = (),
-                          protocol: ProtocolLike = 'ritm',
-                          k: Optional[float] = None
-                          ) -> Optional[ClickCandidates]:
+def find_click_candidates(
+        gt: np.ndarray,
+        pred: np.ndarray,
+        clicks: Sequence[Click] = (),
+        protocol: ProtocolLike = 'ritm',
+        k: Optional[float] = None) -> Optional[ClickCandidates]:
     """All the pixels the next click may go to, and its sign.
 
     Args:
@@ -258,8 +258,8 @@ def find_click_candidates(gt: np.ndarray,
             return None
         # RITM: every pixel of the all-zero map is a maximum; the first in
         # raster order is (0, 0).
-        return ClickCandidates(False, np.zeros((1, 2), np.int64), 0.0,
-                               fn_max, fp_max)
+        return ClickCandidates(False, np.zeros((1, 2), np.int64), 0.0, fn_max,
+                               fp_max)
 
     # Candidates have squared distance n > sq_min, i.e. n >= sq_min + 1;
     # the threshold sits halfway (in n) below that, far from any
@@ -269,8 +269,7 @@ def find_click_candidates(gt: np.ndarray,
     ys, xs = np.divmod(np.flatnonzero(hits), dist.shape[1])
     coords = np.stack([ys + y0, xs + x0], axis=1).astype(np.int64)
     dist_max = float(np.sqrt(sq_max))
-    return ClickCandidates(bool(is_positive), coords, dist_max, fn_max,
-                           fp_max)
+    return ClickCandidates(bool(is_positive), coords, dist_max, fn_max, fp_max)
 
 
 def next_click(gt: np.ndarray,

@@ -100,8 +100,7 @@ def mask_bbox(mask: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
 
 
 def bbox_distance_transform(
-        mask: np.ndarray
-) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
+        mask: np.ndarray) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
     """The padded DT restricted to the bounding box of the mask.
 
     The squared distances equal those of ``padded_distance_transform(mask)
@@ -123,8 +122,13 @@ def bbox_distance_transform(
         return None
     y0, y1, x0, x1 = bbox
     crop = _as_uint8(mask[y0:y1 + 1, x0:x1 + 1])
-    padded = cv2.copyMakeBorder(
-        np.ascontiguousarray(crop), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(crop),
+                                1,
+                                1,
+                                1,
+                                1,
+                                cv2.BORDER_CONSTANT,
+                                value=0)
     # No distance can exceed half the shorter side (+1 for the ring).
     if min(crop.shape) <= 2 * MAX_FLOAT32_DISTANCE - 2:
         dist = cv2.distanceTransform(padded, cv2.DIST_L2, _DIST_MASK)

@@ -105,9 +105,8 @@ class ClickProtocol:
     def _validate(self) -> None:
         where = f'ClickProtocol({self.name!r})'
         if not isinstance(self.max_clicks, int) or self.max_clicks < 1:
-            raise ValueError(
-                f'{where}: max_clicks must be an int >= 1, '
-                f'got {self.max_clicks!r}')
+            raise ValueError(f'{where}: max_clicks must be an int >= 1, '
+                             f'got {self.max_clicks!r}')
         if (not isinstance(self.min_clicks, int)
                 or not 1 <= self.min_clicks <= self.max_clicks):
             raise ValueError(
@@ -147,15 +146,14 @@ PROTOCOL_PRESETS: Dict[str, ClickProtocol] = {
     'ritm':
     ClickProtocol(),
     'official':
-    ClickProtocol(
-        name='official',
-        pred_thr=None,
-        early_stop_iou=None,
-        tie_break='random',
-        clicked_handling='hole_before_dt',
-        ignore_in_clicker=False,
-        iou_on_padded_canvas=True,
-        no_error_action='none'),
+    ClickProtocol(name='official',
+                  pred_thr=None,
+                  early_stop_iou=None,
+                  tie_break='random',
+                  clicked_handling='hole_before_dt',
+                  ignore_in_clicker=False,
+                  iou_on_padded_canvas=True,
+                  no_error_action='none'),
 }
 
 ProtocolLike = Union[str, ClickProtocol, Dict[str, Any]]

@@ -18,8 +18,8 @@ def test_padding_matters_tv1():
     expected = np.array([[1, 1, 1, 1, 1], [1, 2, 2, 2, 1], [1, 2, 3, 2, 1],
                          [1, 2, 2, 2, 1], [1, 1, 1, 1, 1]], np.float32)
     np.testing.assert_array_equal(padded_distance_transform(mask), expected)
-    unpadded = cv2.distanceTransform(
-        mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    unpadded = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2,
+                                     cv2.DIST_MASK_PRECISE)
     assert unpadded.min() > 1e18  # no zero pixel: the huge-value failure
 
 
@@ -29,8 +29,8 @@ def test_tv5_fp_distances():
     mask[2, 2] = False  # the object pixel is not an FP
     dist = padded_distance_transform(mask)
     np.testing.assert_allclose(
-        dist[:3], [[1, 1, 1, 0, 0], [1, np.sqrt(2), 1, 0, 0],
-                   [1, 1, 0, 0, 0]], rtol=1e-6)
+        dist[:3], [[1, 1, 1, 0, 0], [1, np.sqrt(2), 1, 0, 0], [1, 1, 0, 0, 0]],
+        rtol=1e-6)
     assert not dist[3:].any()
 
 
@@ -108,14 +108,14 @@ def test_float64_path_for_large_boxes(monkeypatch):
         if min(dist.shape) > 2:
             assert dist.dtype == np.float64
         y1, x1 = y0 + dist.shape[0], x0 + dist.shape[1]
-        np.testing.assert_array_equal(
-            np.rint(dist**2), _exact_sq(mask)[y0:y1, x0:x1])
+        np.testing.assert_array_equal(np.rint(dist**2),
+                                      _exact_sq(mask)[y0:y1, x0:x1])
 
 
 def test_accepts_uint8_masks():
     mask = np.zeros((7, 9), np.uint8)
     mask[1:6, 2:8] = 5
-    np.testing.assert_array_equal(
-        padded_distance_transform(mask), padded_distance_transform(mask > 0))
+    np.testing.assert_array_equal(padded_distance_transform(mask),
+                                  padded_distance_transform(mask > 0))
     dist, origin = bbox_distance_transform(mask)
     assert origin == (1, 2) and dist.max() == 3.0

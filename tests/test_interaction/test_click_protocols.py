@@ -8,12 +8,12 @@ from interformer.interaction import (PROTOCOL_PRESETS, ClickProtocol,
 def test_presets_match_evaluation_spec():
     ritm, official = get_protocol(), get_protocol('official')
     assert ritm is PROTOCOL_PRESETS['ritm'] and ritm.name == 'ritm'
-    assert (ritm.max_clicks, ritm.iou_thrs, ritm.pred_thr,
-            ritm.early_stop_iou, ritm.min_clicks) == (20, (0.85, 0.9), 0.49,
-                                                      0.90, 1)
+    assert (ritm.max_clicks, ritm.iou_thrs, ritm.pred_thr, ritm.early_stop_iou,
+            ritm.min_clicks) == (20, (0.85, 0.9), 0.49, 0.90, 1)
     assert (ritm.tie_break, ritm.clicked_handling, ritm.ignore_in_clicker,
-            ritm.iou_on_padded_canvas, ritm.no_error_action) == (
-                'first', 'zero_after_dt', True, False, 'first_pixel')
+            ritm.iou_on_padded_canvas,
+            ritm.no_error_action) == ('first', 'zero_after_dt', True, False,
+                                      'first_pixel')
     assert (official.max_clicks, official.pred_thr,
             official.early_stop_iou) == (20, None, None)
     assert (official.tie_break, official.clicked_handling,

@@ -111,8 +111,9 @@ def test_tv7_already_clicked_pixel():
     clicks = [Click(2, 2, True)]
     ritm_set, ritm = candidate_set(gt, pred, clicks, 'ritm')
     assert ritm.distance == 2.0
-    assert ritm_set == {(y, x) for y in (1, 2, 3) for x in (1, 2, 3)} - {
-        (2, 2)}
+    assert ritm_set == {(y, x)
+                        for y in (1, 2, 3)
+                        for x in (1, 2, 3)} - {(2, 2)}
     assert next_click(gt, pred, clicks) == Click(1, 1, True)
     corners = {(1, 1), (1, 3), (3, 1), (3, 3)}
     off_set, off = candidate_set(gt, pred, clicks)
@@ -208,13 +209,16 @@ def naive_official(gt, pred, clicks, k=1.0):
 def random_case(rng, with_clicks=True):
     h, w = rng.integers(1, 40 if rng.random() < 0.8 else 150, size=2)
     gt = (rng.random((h, w)) < rng.uniform(0.1, 0.9)).astype(np.int8)
-    gt = cv2.dilate(gt.astype(np.uint8), np.ones((3, 3), np.uint8),
+    gt = cv2.dilate(gt.astype(np.uint8),
+                    np.ones((3, 3), np.uint8),
                     iterations=int(rng.integers(0, 3))).astype(np.int8)
     gt[rng.random((h, w)) < 0.1] = -1
     pred = rng.random((h, w)) < rng.uniform(0.0, 1.0)
     n = int(rng.integers(0, 6)) if with_clicks else 0
-    clicks = [Click(int(rng.integers(h)), int(rng.integers(w)),
-                    bool(rng.integers(2))) for _ in range(n)]
+    clicks = [
+        Click(int(rng.integers(h)), int(rng.integers(w)),
+              bool(rng.integers(2))) for _ in range(n)
+    ]
     return gt, pred, clicks
 
 
@@ -275,8 +279,10 @@ def test_same_seed_same_click_and_seeds_cover_candidates():
     pred = np.zeros((30, 30), bool)
     cands, _ = candidate_set(gt, pred)
     assert len(cands) > 1
-    draws = [next_click(gt, pred, [], 'official', np.random.default_rng(7))
-             for _ in range(5)]
+    draws = [
+        next_click(gt, pred, [], 'official', np.random.default_rng(7))
+        for _ in range(5)
+    ]
     assert len(set(draws)) == 1
     drawn = (next_click(gt, pred, [], 'official', np.random.default_rng(s))
              for s in range(300))
@@ -314,11 +320,10 @@ def test_grabcut_mask_click_is_fast(grabcut_root):
     (np.zeros((2, 4, 4), np.int8), np.zeros((2, 4, 4), bool), [], '2-D'),
     (np.zeros((4, 4), np.float32), np.zeros((4, 4), bool), [], 'dtype'),
     (np.full((4, 4), 255, np.uint8), np.zeros((4, 4), bool), [], '255'),
-    (np.zeros((4, 4), np.int8), np.zeros((4, 4), np.float32), [],
-     'threshold'),
+    (np.zeros((4, 4), np.int8), np.zeros((4, 4), np.float32), [], 'threshold'),
     (np.zeros((4, 4), np.int8), np.full((4, 4), 2, np.uint8), [], '0 or 1'),
-    (np.zeros((4, 4), np.int8), np.zeros((4, 4), bool), [Click(4, 0, True)],
-     'outside'),
+    (np.zeros((4, 4), np.int8), np.zeros(
+        (4, 4), bool), [Click(4, 0, True)], 'outside'),
 ])
 def test_bad_inputs_raise_one_clear_error(gt, pred, clicks, match):
     with pytest.raises(ValueError, match=match):
