@@ -14,6 +14,7 @@ The image features ``F_i`` are computed once per image by the backbone; the
 pooled keys/values of every stage's first block depend on ``F_i`` only (see
 :meth:`IMSA.image_key_values`).
 """
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -137,13 +138,15 @@ class IMSA(BaseModule):
         self.refine_start = tuple(refine_start)
         self.num_ref_states = num_ref_states
         self.cum_strides = tuple(
-            int(torch.tensor(strides[:i + 1]).prod()) for i in range(4))
+            math.prod(strides[:i + 1]) for i in range(NUM_STAGES))
 
         self.patch_embed = nn.Parameter(
             torch.empty(num_ref_states, in_channels[0]))
         nn.init.xavier_normal_(self.patch_embed)
 
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        # Explicit CPU: also works when the model is built on 'meta'.
+        dpr = torch.linspace(
+            0, drop_path_rate, sum(depths), device='cpu').tolist()
         stages, refine_stages = [], []
         for i in range(NUM_STAGES):
             target_grid = (target_size[0] / self.cum_strides[i],
@@ -165,11 +168,13 @@ class IMSA(BaseModule):
                     in_channels[i], in_channels[i + 1], stride=strides[i + 1])
             stages.append(IMSAStage(blocks[:refine_start[i]], downsample))
             refine_stages.append(RefineStage(blocks[refine_start[i]:]))
+        # Registration order = the official state-dict order.
+        self.stages = nn.ModuleList(stages)
+        self.refine_stages = nn.ModuleList(refine_stages)
+        for i in range(NUM_STAGES):
             self.add_module(
                 f'norm{i}',
                 nn.GroupNorm(1, in_channels[i], eps=GROUP_NORM_EPS))
-        self.stages = nn.ModuleList(stages)
-        self.refine_stages = nn.ModuleList(refine_stages)
 
     def init_weights(self) -> None:
         """Truncated-normal Linear, fan-out normal Conv, xavier table."""
