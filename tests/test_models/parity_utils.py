@@ -4,7 +4,7 @@ import copy
 import math
 import os.path as osp
 import re
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ from interformer.models.converters import convert_official_interformer
 #: every size that the weights determine is overridden.
 TEMPLATE = osp.join('configs', '_base_', 'models', 'interformer_light.py')
 NECK_HEAD_DIMS = 32  # I-MSA head width (the head split is not in the weights)
-BLOCK_KEY = re.compile(r'^neck\.(stages|refine_stages)\.(\d+)\.blocks\.(\d+)\.')
+BLOCK_KEY = re.compile(
+    r'^neck\.(stages|refine_stages)\.(\d+)\.blocks\.(\d+)\.')
 
 
 def load_fixture(path: str) -> Dict[str, np.ndarray]:
@@ -28,7 +29,8 @@ def load_fixture(path: str) -> Dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def fixture_state_dict(arrays: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
+def fixture_state_dict(
+        arrays: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
     """``sd/<key>`` arrays -> converted state dict (float16 -> float32)."""
     raw = {}
     for key, value in arrays.items():
@@ -104,6 +106,3 @@ def build_from_fixture(arrays: Dict[str, np.ndarray], root: str,
     model.load_state_dict(state, strict=True)
     return model.eval()
 
-
-def neck_depths(model) -> List[int]:
-    return list(model.neck.depths)

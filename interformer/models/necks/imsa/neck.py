@@ -278,11 +278,11 @@ class IMSA(BaseModule):
             raise ValueError(f'IMSA: ref_label batch ({batch}) differs from '
                              f'the image features '
                              f'({image_feats[0].shape[0]})')
-        low, high = int(ref_label.min()), int(ref_label.max())
-        if low < 0 or high >= self.num_ref_states:
+        if bool(((ref_label < 0) | (ref_label >= self.num_ref_states)).any()):
             raise ValueError(f'IMSA: ref_label codes must be in '
-                             f'[0, {self.num_ref_states}), got [{low}, '
-                             f'{high}]')
+                             f'[0, {self.num_ref_states}), got values in '
+                             f'[{int(ref_label.min())}, '
+                             f'{int(ref_label.max())}]')
         if key_values is None:
             key_values = self.image_key_values(image_feats)
         if num_objects > 1:

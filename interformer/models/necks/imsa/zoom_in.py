@@ -12,7 +12,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ['normalize_rois', 'roi_to_window', 'run_blocks', 'run_blocks_in_roi']
+__all__ = [
+    'normalize_rois', 'roi_to_window', 'run_blocks', 'run_blocks_in_roi'
+]
 
 Roi = Tuple[int, int, int, int]
 RoiLike = Union[Tensor, Sequence[int], Sequence[Sequence[int]]]
