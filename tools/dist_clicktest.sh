@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Distributed click test with torchrun: instances are sharded over the
+# processes and gathered; the result equals a single-process run.
+#   bash tools/dist_clicktest.sh [CONFIG] CHECKPOINT GPUS [clicktest.py args...]
+#   bash tools/dist_clicktest.sh CONFIG GPUS [args...]      (random weights)
+# GPUS is the first purely numeric argument. Multi-node: run on every node
+# with NNODES, NODE_RANK, MASTER_ADDR and PORT set. Without CUDA the GPUS
+# processes run on CPU (gloo).
+set -euo pipefail
+
+PATHS=()
+while [ "$#" -gt 0 ] && ! [[ "$1" =~ ^[0-9]+$ ]]; do
+    PATHS+=("$1")
+    shift
+done
+if [ "${#PATHS[@]}" -lt 1 ] || [ "$#" -lt 1 ]; then
+    echo "usage: $0 [CONFIG] CHECKPOINT GPUS [clicktest.py args...]" >&2
+    exit 2
+fi
+GPUS=$1
+shift
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
+"${PYTHON}" -m torch.distributed.run \
+    --nnodes="${NNODES}" \
+    --node_rank="${NODE_RANK}" \
+    --master_addr="${MASTER_ADDR}" \
+    --nproc_per_node="${GPUS}" \
+    --master_port="${PORT}" \
+    "${REPO_ROOT}/tools/clicktest.py" \
+    "${PATHS[@]}" \
+    --launcher pytorch "$@"
