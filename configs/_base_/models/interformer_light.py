@@ -11,7 +11,6 @@
 # DDP (plain BN behaviour); CPU *distributed* training needs BN instead, which
 # tools/train.py switches to (interformer.compat.setup_cpu_distributed).
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-crop_size = (512, 512)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
@@ -19,7 +18,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=0,
-    size=crop_size,
+    size=(512, 512),
     # evaluation keeps the native size, zero-padded (after normalisation)
     # at the bottom/right to a multiple of 32
     test_cfg=dict(size_divisor=32))
@@ -28,7 +27,7 @@ model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='MAEWithSimpleFPN',
-        img_size=crop_size,
+        img_size=(512, 512),
         patch_size=16,
         embed_dims=768,
         num_layers=12,
@@ -44,7 +43,7 @@ model = dict(
             checkpoint='pretrain/mae_pretrain_vit_base.pth')),
     neck=dict(
         type='IMSA',
-        target_size=crop_size,
+        target_size=(512, 512),
         in_channels=(32, 64, 128, 256),
         num_heads=(1, 2, 4, 8),
         depths=(1, 1, 2, 1),
