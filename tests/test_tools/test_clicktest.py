@@ -120,6 +120,24 @@ def test_dist_clicktest_equals_single_process(tool, standin_config,
         osp.join(single, name))
 
 
+def _tiny_folder(root):
+    """Two small random images with a rectangle object (img/ + gt/)."""
+    rng = np.random.default_rng(0)
+    for sub in ('img', 'gt'):
+        os.makedirs(osp.join(root, sub))
+    for k, (h, w) in enumerate([(40, 56), (64, 48)]):
+        cv2.imwrite(osp.join(root, 'img', f'{k}.png'),
+                    rng.integers(0, 256, (h, w, 3), np.uint8))
+        mask = np.zeros((h, w), np.uint8)
+        mask[8:30, 10:40] = 255
+        cv2.imwrite(osp.join(root, 'gt', f'{k}.png'), mask)
+    return root
+
+
+DEBUG_CONFIG = osp.join(REPO, 'configs', '_base_', 'models',
+                        'interformer_debug.py')
+
+
 def test_debug_model_encodes_once_per_instance(tool, tmp_path, monkeypatch,
                                                capsys):
     """The real (tiny, random) InterFormer through the tool's default
@@ -140,20 +158,9 @@ def test_debug_model_encodes_once_per_instance(tool, tmp_path, monkeypatch,
     monkeypatch.setattr(ClickSegmentor, 'extract_image_feats',
                         counted_encode)
     monkeypatch.setattr(ClickSegmentor, 'decode_clicks', counted_decode)
-    root = tmp_path / 'tiny'
-    rng = np.random.default_rng(0)
-    for sub in ('img', 'gt'):
-        os.makedirs(root / sub)
-    for k, (h, w) in enumerate([(40, 56), (64, 48)]):
-        cv2.imwrite(str(root / 'img' / f'{k}.png'),
-                    rng.integers(0, 256, (h, w, 3), np.uint8))
-        mask = np.zeros((h, w), np.uint8)
-        mask[8:30, 10:40] = 255
-        cv2.imwrite(str(root / 'gt' / f'{k}.png'), mask)
-    config = osp.join(REPO, 'configs', '_base_', 'models',
-                      'interformer_debug.py')
+    root = _tiny_folder(str(tmp_path / 'tiny'))
     result = tool.main([
-        config, '--dataset', 'berkeley', '--data-root', str(root),
+        DEBUG_CONFIG, '--dataset', 'berkeley', '--data-root', root,
         '--max-clicks', '4', '--work-dir', str(tmp_path / 'out'),
         '--no-progress'
     ])
@@ -161,6 +168,47 @@ def test_debug_model_encodes_once_per_instance(tool, tmp_path, monkeypatch,
     assert calls['decode'] == result.num_steps
     assert result.num_steps >= 2
     assert 'Berkeley' in capsys.readouterr().out
+
+
+def test_checkpoint_weights_are_used(tool, tmp_path):
+    """A checkpoint in the Runner / converter format ({'state_dict',
+    'meta'}) is loaded: the tool reproduces the in-memory model's run."""
+    import torch
+
+    from interformer.apis import InterFormerPredictor, init_model
+    from interformer.datasets.click_eval import BerkeleyDataset
+    from interformer.evaluation import run_click_test
+
+    torch.manual_seed(7)
+    model = init_model(DEBUG_CONFIG)
+    ckpt = str(tmp_path / 'converted.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(converted_from='official.pth')), ckpt)
+    root = _tiny_folder(str(tmp_path / 'tiny'))
+    expected = run_click_test(InterFormerPredictor(model),
+                              BerkeleyDataset(root), 'official',
+                              progress=False)
+    result = tool.main([
+        DEBUG_CONFIG, ckpt, '--dataset', 'berkeley', '--data-root', root,
+        '--protocol', 'official', '--max-clicks', '20', '--work-dir',
+        str(tmp_path / 'out'), '--no-progress'
+    ])
+    assert [(i.clicks, i.ious) for i in result.instances] == [
+        (i.clicks, i.ious) for i in expected.instances
+    ]
+    assert min(i.ious[0] for i in expected.instances) > 0.05  # not trivial
+    torch.manual_seed(8)  # without the checkpoint: other random weights
+    fresh = tool.main([
+        DEBUG_CONFIG, '--dataset', 'berkeley', '--data-root', root,
+        '--protocol', 'official', '--work-dir', str(tmp_path / 'fresh'),
+        '--no-progress'
+    ])
+    assert [i.ious for i in fresh.instances] != [
+        i.ious for i in expected.instances
+    ]
+    data = _deterministic(
+        str(tmp_path / 'out' / 'clicktest_berkeley_official.json'))
+    assert data['meta']['checkpoint'] == ckpt
 
 
 def test_resolve_config_and_checkpoint(tmp_path):
