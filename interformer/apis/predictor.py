@@ -95,7 +95,8 @@ class InterFormerPredictor:
         self._features: Optional[List[torch.Tensor]] = None
         self._image_shape: Optional[Tuple[int, int]] = None
         self._canvas_shape: Optional[Tuple[int, int]] = None
-        self._clicks: List[Tuple[int, int, bool]] = []
+        # (y, x, positive) per step; None for a step without a click
+        self._clicks: List[Optional[Tuple[int, int, bool]]] = []
         self._steps: List[_Step] = []
 
     # ------------------------------------------------------------------ image
@@ -114,7 +115,7 @@ class InterFormerPredictor:
     @property
     def clicks(self) -> List[Tuple[int, int, bool]]:
         """The current object's clicks as (y, x, positive) tuples."""
-        return list(self._clicks)
+        return [c for c in self._clicks if c is not None]
 
     @property
     def features(self) -> List[torch.Tensor]:
@@ -185,6 +186,18 @@ class InterFormerPredictor:
                              f'{height}x{width} {where}')
         self._clicks.append((y, x, bool(positive)))
 
+    def step_without_click(self) -> None:
+        """Let the model answer once more without a new click.
+
+        The next :meth:`predict` then decodes the reference label updated by
+        the previous prediction, with no disk added. The official click test
+        does this when its robot user finds nothing left to correct.
+        """
+        self._require_image()
+        if not self._clicks:
+            raise RuntimeError('step_without_click needs at least one click')
+        self._clicks.append(None)
+
     def undo(self) -> bool:
         """Remove the last click. Returns ``False`` if there was none."""
         if not self._clicks:
@@ -234,8 +247,9 @@ class InterFormerPredictor:
             prev = self._steps[index - 1]
             ref = update_by_prediction(prev.ref_label, prev.mask)
             prev_mask = prev.mask
-        y, x, positive = self._clicks[index]
-        add_click_disk(ref, y, x, positive)
+        if self._clicks[index] is not None:
+            y, x, positive = self._clicks[index]
+            add_click_disk(ref, y, x, positive)
         logits = self._decode(ref, prev_mask, index)
         fg_margin = logits[1] - logits[0]
         mask = (fg_margin > 0).numpy()

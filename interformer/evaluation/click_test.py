@@ -185,7 +185,11 @@ def evaluate_instance(predictor,
     for step in range(1, protocol.max_clicks + 1):
         click = next_click(gt, pred, clicks, protocol, rng)
         if click is None:
+            # Nothing left to correct (official protocol): the model still
+            # answers once more, on the label updated by its last mask.
             record.append(None)
+            if hasattr(predictor, 'step_without_click'):
+                predictor.step_without_click()
         else:
             clicks.append(click)
             record.append((click.y, click.x, click.is_positive))

@@ -152,3 +152,22 @@ def test_clear_errors():
         pred.add_click(1.5, 3, True)
     with pytest.raises(ValueError, match='precision'):
         InterFormerPredictor(DiskSegmentor(), precision='fp8')
+
+
+def test_step_without_click_decodes_updated_label(predictor):
+    model = predictor.model
+    predictor.add_click(20, 20, True)
+    predictor.predict()
+    with pytest.raises(RuntimeError, match='at least one click'):
+        InterFormerPredictor(DiskSegmentor()).step_without_click()
+    predictor.step_without_click()
+    predictor.predict()
+    assert model.decode_calls == 2
+    first, second = model.fed_labels
+    # no new disk: the label is the first one updated by its prediction
+    assert (second == REF_DEFINITE_FG).sum() == 81
+    assert (second == REF_POSSIBLE_FG).sum() > 0
+    assert not (first == REF_POSSIBLE_FG).any()
+    assert predictor.clicks == [(20, 20, True)]
+    assert predictor.undo()  # removes the click-less step
+    assert predictor.clicks == [(20, 20, True)]
