@@ -158,8 +158,10 @@ def test_step_without_click_decodes_updated_label(predictor):
     model = predictor.model
     predictor.add_click(20, 20, True)
     predictor.predict()
+    fresh = InterFormerPredictor(DiskSegmentor())
+    fresh.set_image(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(RuntimeError, match='at least one click'):
-        InterFormerPredictor(DiskSegmentor()).step_without_click()
+        fresh.step_without_click()
     predictor.step_without_click()
     predictor.predict()
     assert model.decode_calls == 2
