@@ -3,6 +3,7 @@
 Imported first by :mod:`interformer` (before anything touches mmseg). It holds
 exactly the tested fixes of the dependency stack and nothing else:
 
+0. Known, irrelevant warnings are silenced (see ``_silence_known_noise``).
 1. mmcv-lite ships no compiled ``mmcv._ext``, yet mmseg 1.2.2 imports
    ``mmcv.ops`` at module level. A light ``mmcv.ops`` package is installed in
    ``sys.modules``: it keeps the pure-PyTorch ``point_sample`` and returns
@@ -19,6 +20,7 @@ import os
 import os.path as osp
 import sys
 import types
+import warnings
 
 import mmcv
 import torch
@@ -112,5 +114,17 @@ def _syncbn_to_bn(node) -> None:
             _syncbn_to_bn(value)
 
 
+def _silence_known_noise() -> None:
+    """Hide two warnings that every run would print and that do not apply:
+    mmcv-lite lacks the deformable attention op (unused here), and mmseg
+    suggests 1 output channel for binary tasks (the official model uses 2
+    classes with argmax, and checkpoints depend on it)."""
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+    warnings.filterwarnings(
+        'ignore', message='For binary segmentation, we suggest using')
+
+
 _install_mmcv_ops_shim()
 _install_trusted_checkpoint_loader()
+_silence_known_noise()
