@@ -13,21 +13,24 @@ import argparse
 import logging
 import os
 import os.path as osp
+from typing import Optional
 
 import torch
-
-import interformer  # noqa: F401  (stack fixes + registration, first)
-from interformer.compat import setup_cpu_distributed
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+import interformer  # noqa: F401  (stack fixes + registration)
+from interformer.compat import setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an InterFormer model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go '
-                        '(default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--work-dir',
+        help='where logs and checkpoints go '
+        '(default: work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         action='store_true',
@@ -65,12 +68,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def enable_amp(cfg: Config, dtype: str = None) -> None:
+def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
     """Switch ``cfg.optim_wrapper`` to mixed precision."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
-        print_log('AMP is already enabled in the config.', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            'AMP is already enabled in the config.',
+            logger='current',
+            level=logging.WARNING)
         return
     if wrapper != 'OptimWrapper':
         raise ValueError(f'--amp needs optim_wrapper.type="OptimWrapper", '

@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 
+import mmengine.runner.runner as runner_module
 import pytest
 import torch
 from mmengine.hooks import CheckpointHook
@@ -10,7 +11,6 @@ from mmengine.runner import Runner
 from torch import nn
 
 import interformer  # noqa: F401
-import mmengine.runner.runner as runner_module
 from interformer.engine import AtomicCheckpointHook, atomic_write_text
 
 
@@ -47,8 +47,7 @@ def _runner(work_dir, max_iters, hook_type, resume=False):
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=100),
             checkpoint=dict(
-                type=hook_type, by_epoch=False, interval=1,
-                max_keep_ckpts=1)),
+                type=hook_type, by_epoch=False, interval=1, max_keep_ckpts=1)),
         resume=resume,
         default_scope='mmseg',
         randomness=dict(seed=0),
@@ -109,8 +108,7 @@ def test_stock_hook_loses_the_checkpoint_in_the_same_crash(
     assert osp.getsize(work_dir / 'iter_3.pth') < 100  # truncated
 
 
-def test_atomic_write_text_keeps_old_content_on_failure(
-        tmp_path, monkeypatch):
+def test_atomic_write_text_keeps_old_content_on_failure(tmp_path, monkeypatch):
     path = tmp_path / 'last_checkpoint'
     atomic_write_text(str(path), 'old')
 

@@ -14,8 +14,10 @@ def _wrapper(dtype='bfloat16'):
     with DefaultScope.overwrite_default_scope('mmseg'):
         wrapper = build_optim_wrapper(
             model,
-            dict(type='CPUAmpOptimWrapper', dtype=dtype,
-                 optimizer=dict(type='SGD', lr=0.1)))
+            dict(
+                type='CPUAmpOptimWrapper',
+                dtype=dtype,
+                optimizer=dict(type='SGD', lr=0.1)))
     return model, wrapper
 
 

@@ -57,8 +57,7 @@ def _groups(repo_root, num_layers, decay, deprecated=False):
     cfg = copy.deepcopy(_schedule_cfg(repo_root).optim_wrapper)
     if deprecated:  # mmseg's older name, with its own key name
         cfg.constructor = 'LayerDecayOptimizerConstructor'
-        cfg.paramwise_cfg = dict(
-            num_layers=num_layers, layer_decay_rate=decay)
+        cfg.paramwise_cfg = dict(num_layers=num_layers, layer_decay_rate=decay)
     else:
         cfg.paramwise_cfg.update(num_layers=num_layers, decay_rate=decay)
     model = TinySegmentor(num_layers)
@@ -82,14 +81,15 @@ def test_layer_decay_matches_model_md(repo_root, num_layers, decay):
             lr = BASE_LR * decay**(num_layers + 1 - layer_id)
             assert group['lr'] == pytest.approx(lr, rel=1e-12), name
             no_wd = param.ndim == 1 or name.endswith('.bias')
-            assert group['weight_decay'] == (0.0 if no_wd else
-                                             WEIGHT_DECAY), name
+            assert group['weight_decay'] == (0.0
+                                             if no_wd else WEIGHT_DECAY), name
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert sorted(seen) == sorted(trainable)
 
     by_name = {
         names[id(p)]: g
-        for g in optimizer.param_groups for p in g['params']
+        for g in optimizer.param_groups
+        for p in g['params']
     }
     L = num_layers
     checks = {
@@ -145,8 +145,9 @@ def test_poly_schedule_with_warmup_is_mmcv_exact(repo_root):
         sched = dict(copy.deepcopy(sched), end=end, optimizer=optimizer)
         schedulers.append(PARAM_SCHEDULERS.build(sched))
     for t in range(short_t):
-        expected = BASE_LR * (ratio + (1 - ratio) * min(t, short_w) /
-                              short_w) * (1 - t / short_t)
+        expected = BASE_LR * (ratio +
+                              (1 - ratio) * min(t, short_w) / short_w) * (
+                                  1 - t / short_t)
         assert optimizer.param_groups[0]['lr'] == pytest.approx(
             expected, rel=1e-9, abs=1e-18), t
         optimizer.step()

@@ -41,22 +41,36 @@ def _write_data(repo_root, data_dir):
     fmt = _formats(repo_root)
     fmt.write_coco_panoptic(
         osp.join(data_dir, 'coco2017'), [
-            dict(id=9, height=48, width=72, segments=[
-                (5000, 184, (0, 0, 48, 72)),
-                (300, 1, (8, 10, 30, 40)),
-                (70000, 3, (20, 44, 44, 70)),
-            ]),
-            dict(id=25, height=80, width=60, segments=[
-                (12, 187, (0, 0, 30, 60)),
-                (13, 1, (36, 6, 76, 50)),
-            ]),
+            dict(
+                id=9,
+                height=48,
+                width=72,
+                segments=[
+                    (5000, 184, (0, 0, 48, 72)),
+                    (300, 1, (8, 10, 30, 40)),
+                    (70000, 3, (20, 44, 44, 70)),
+                ]),
+            dict(
+                id=25,
+                height=80,
+                width=60,
+                segments=[
+                    (12, 187, (0, 0, 30, 60)),
+                    (13, 1, (36, 6, 76, 50)),
+                ]),
         ])
     box = fmt.polygon_of_box
     fmt.write_lvis(data_dir, [
-        dict(id=30, height=70, width=50,
-             polygons=[[box(5, 5, 40, 30)], [box(30, 20, 66, 46)]]),
-        dict(id=31, height=40, width=90,
-             polygons=[[box(2, 50, 38, 88)], [box(10, 4, 30, 40)]]),
+        dict(
+            id=30,
+            height=70,
+            width=50,
+            polygons=[[box(5, 5, 40, 30)], [box(30, 20, 66, 46)]]),
+        dict(
+            id=31,
+            height=40,
+            width=90,
+            polygons=[[box(2, 50, 38, 88)], [box(10, 4, 30, 40)]]),
     ])
 
 
@@ -68,8 +82,8 @@ def _tiny_pipeline(pipeline):
             step['size'] = CROP
         if step['type'] == 'RandomCrop':
             step['crop_size'] = CROP
-    assert [s['type'] for s in pipeline][-2:] == ['ObjectSampler',
-                                                  'PackSegInputs']
+    assert [s['type']
+            for s in pipeline][-2:] == ['ObjectSampler', 'PackSegInputs']
     return pipeline
 
 
@@ -80,8 +94,8 @@ def tiny_config(repo_root, tmp_path_factory):
     data_dir = str(root / 'data')
     _write_data(repo_root, data_dir)
     base = osp.join(repo_root, 'configs', '_base_')
-    data_cfg = Config.fromfile(osp.join(base, 'datasets',
-                                        'coco_lvis_512x512.py'))
+    data_cfg = Config.fromfile(
+        osp.join(base, 'datasets', 'coco_lvis_512x512.py'))
     loader = data_cfg.train_dataloader.to_dict()
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)
     panoptic, lvis = loader['dataset']['datasets']
@@ -118,7 +132,11 @@ def _run_train(repo_root, args, env=None, timeout=240):
     cmd = [sys.executable, osp.join(repo_root, 'tools', 'train.py')] + args
     full_env = dict(os.environ, OMP_NUM_THREADS='1', **(env or {}))
     proc = subprocess.run(
-        cmd, cwd=repo_root, env=full_env, capture_output=True, text=True,
+        cmd,
+        cwd=repo_root,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -166,13 +184,22 @@ def dist_run(repo_root, tiny_config, tmp_path_factory):
     if torch.cuda.is_available():
         pytest.skip('the CPU (gloo) path is tested on machines without CUDA')
     work_dir = str(tmp_path_factory.mktemp('dist') / 'work')
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
-               PORT=str(29500 + os.getpid() % 1000))
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PORT=str(29500 + os.getpid() % 1000))
     start = time.time()
-    proc = subprocess.run(
-        ['bash', osp.join(repo_root, 'tools', 'dist_train.sh'), tiny_config,
-         '2', '--seed', '42', '--no-validate', '--work-dir', work_dir],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([
+        'bash',
+        osp.join(repo_root, 'tools', 'dist_train.sh'), tiny_config, '2',
+        '--seed', '42', '--no-validate', '--work-dir', work_dir
+    ],
+                          cwd=repo_root,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     wall = time.time() - start
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(f'2-process dist_train.sh wall time: {wall:.1f} s')
@@ -215,7 +242,8 @@ class _CaptureResumeState(Hook):
         self.iter = runner.iter
         self.optimizer = copy.deepcopy(runner.optim_wrapper.state_dict())
         self.schedulers = [
-            copy.deepcopy(s.state_dict()) for s in runner.param_schedulers
+            copy.deepcopy(s.state_dict())
+            for s in runner.param_schedulers or []
         ]
         self.model = copy.deepcopy(runner.model.state_dict())
 
@@ -263,6 +291,33 @@ def test_cli_resume_flag(repo_root, dist_run, tiny_config, tmp_path):
         == ['iter_2.pth', 'iter_3.pth']
 
 
+def test_same_seed_same_weights(tiny_config, tmp_path):
+    """Seeded: data order, augmentation, click simulation and init repeat."""
+    states, inits = [], []
+    for run in range(2):
+        cfg = Config.fromfile(tiny_config)
+        cfg.work_dir = str(tmp_path / f'run{run}')
+        cfg.train_cfg.max_iters = 1
+        cfg.randomness.seed = 5
+        cfg.experiment_name = f'seeded_{run}'
+        # a real step (the warmup starts at lr 1e-10, below float32 ulp)
+        cfg.param_scheduler = None
+        cfg.optim_wrapper.optimizer.lr = 1e-2
+        runner = Runner.from_cfg(cfg)
+        capture = _CaptureResumeState()
+        runner.register_hook(capture)
+        runner.train()
+        states.append(runner.model.state_dict())
+        inits.append(capture.model)
+    _assert_state_equal(states[0], states[1])
+    moved = [
+        k for k, v in states[0].items()
+        if v.is_floating_point() and not torch.equal(v, inits[0][k])
+    ]
+    assert any(k.startswith('neck.') for k in moved)
+    assert any(k.startswith('decode_head.') for k in moved)
+
+
 def _train_module(repo_root):
     path = osp.join(repo_root, 'tools', 'train.py')
     spec = importlib.util.spec_from_file_location('_train_tool', path)
@@ -283,7 +338,7 @@ def test_amp_switch(repo_root):
     assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     assert cfg.optim_wrapper.dtype == 'bfloat16'
     with pytest.raises(ValueError, match='float16 needs CUDA'):
-        train.enable_amp(Config(dict(optim_wrapper=dict(
-            type='OptimWrapper'))), 'float16')
+        train.enable_amp(
+            Config(dict(optim_wrapper=dict(type='OptimWrapper'))), 'float16')
     with pytest.raises(ValueError, match='OptimWrapper'):
         train.enable_amp(Config(dict(optim_wrapper=dict(type='Other'))))

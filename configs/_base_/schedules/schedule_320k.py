@@ -8,13 +8,13 @@
 # LayerDecayOptimizerConstructor (which takes `layer_decay_rate` instead of
 # `decay_rate` and computes the same groups). Leaf configs set num_layers and
 # decay_rate of their ViT (Light: 12 / 0.65, Tiny: 24 / 0.75).
-optimizer = dict(
-    type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+optimizer = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=optimizer,
     constructor='LearningRateDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=12, decay_rate=0.65, decay_type='layer_wise'))
+    paramwise_cfg=dict(
+        num_layers=12, decay_rate=0.65, decay_type='layer_wise'))
 
 # mmcv 1.x "poly + linear warmup": the warmup factor multiplies the poly value
 # of the same iteration, and poly counts from iteration 0 (not from the end

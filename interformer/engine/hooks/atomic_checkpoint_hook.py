@@ -93,9 +93,8 @@ class AtomicCheckpointHook(CheckpointHook):
         # Book-keeping first (it is stored in the checkpoint's message hub),
         # deletion last.
         outdated: Optional[int] = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
-                                            and self.keep_ckpt_ids[-1]
-                                            == step):
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
+                                            self.keep_ckpt_ids[-1] == step):
             if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
                 outdated = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)

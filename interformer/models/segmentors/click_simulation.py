@@ -37,14 +37,13 @@ import torch
 from torch import Tensor
 
 from interformer.interaction.clicks import IGNORE_LABEL, next_click
-from interformer.interaction.reference_label import (CLICK_RADIUS,
-                                                     REF_UNKNOWN,
+from interformer.interaction.reference_label import (CLICK_RADIUS, REF_UNKNOWN,
                                                      add_click_disk,
                                                      update_by_prediction)
 
 __all__ = [
-    'DEFAULT_SIMULATION_CFG', 'sample_num_iterations',
-    'generator_from_torch', 'simulate_reference_labels'
+    'DEFAULT_SIMULATION_CFG', 'sample_num_iterations', 'generator_from_torch',
+    'simulate_reference_labels'
 ]
 
 DEFAULT_SIMULATION_CFG = dict(
@@ -135,12 +134,12 @@ def _add_clicks(ref: np.ndarray, gt: np.ndarray, pred: np.ndarray,
         add_click_disk(ref[i], click.y, click.x, click.is_positive, radius)
 
 
-def simulate_reference_labels(segmentor,
-                              inputs: Tensor,
-                              gt: Tensor,
-                              train_cfg: Optional[Mapping] = None,
-                              rng: Optional[np.random.Generator] = None
-                              ) -> Tensor:
+def simulate_reference_labels(
+        segmentor,
+        inputs: Tensor,
+        gt: Tensor,
+        train_cfg: Optional[Mapping] = None,
+        rng: Optional[np.random.Generator] = None) -> Tensor:
     """Simulate the clicks of one training step; return the final state.
 
     Runs without gradients, with ``segmentor`` in eval mode (its previous
@@ -169,8 +168,7 @@ def simulate_reference_labels(segmentor,
     batch, _, height, width = inputs.shape
     if rng is None:
         rng = generator_from_torch()
-    num_iters = sample_num_iterations(rng, cfg['max_num_clicks'],
-                                      cfg['gamma'])
+    num_iters = sample_num_iterations(rng, cfg['max_num_clicks'], cfg['gamma'])
 
     ref = np.full((batch, height, width), REF_UNKNOWN, dtype=np.uint8)
     clicks: List[list] = [[] for _ in range(batch)]
@@ -187,8 +185,7 @@ def simulate_reference_labels(segmentor,
                 for _ in range(num_iters):
                     ref_t = torch.from_numpy(ref).to(inputs.device)[:, None]
                     logits = segmentor.decode_clicks(feats, ref_t)
-                    logits = segmentor.upsample_logits(
-                        logits, (height, width))
+                    logits = segmentor.upsample_logits(logits, (height, width))
                     pred = logits.argmax(dim=1).cpu().numpy().astype(bool)
                     ref = update_by_prediction(ref, pred)
                     _add_clicks(ref, gt_np, pred, clicks, rng,

@@ -8,8 +8,8 @@ from torch import nn
 
 import interformer.models.segmentors.click_simulation as sim
 from interformer.interaction import (REF_DEFINITE_BG, REF_DEFINITE_FG,
-                                     REF_UNKNOWN, add_click_disk,
-                                     next_click, update_by_prediction)
+                                     REF_UNKNOWN, add_click_disk, next_click,
+                                     update_by_prediction)
 from interformer.interaction import clicks as clicks_module
 
 STRIDE = 4
@@ -34,8 +34,7 @@ class StandInSegmentor(nn.Module):
         self.num_extract += 1
         return [inputs.mean(1, keepdim=True)]
 
-    def decode_clicks(self, image_feats, ref_label, prev_mask=None,
-                      roi=None):
+    def decode_clicks(self, image_feats, ref_label, prev_mask=None, roi=None):
         assert not torch.is_grad_enabled()
         assert ref_label.dtype == torch.uint8 and ref_label.dim() == 4
         self.decode_modes.append(self.training)
@@ -76,8 +75,13 @@ def _replay(seg, inputs, gt, seed, cfg):
             pred = logits.argmax(1).numpy().astype(bool)
             ref = update_by_prediction(ref, pred)
         for i in range(batch):
-            click = next_click(gt_np[i], pred[i], clicks[i], 'official',
-                               rng=rng, k=1.0 if step == 0 else 1.7)
+            click = next_click(
+                gt_np[i],
+                pred[i],
+                clicks[i],
+                'official',
+                rng=rng,
+                k=1.0 if step == 0 else 1.7)
             if click is not None:
                 clicks[i].append(click)
                 add_click_disk(ref[i], click.y, click.x, click.is_positive)
@@ -137,8 +141,8 @@ def test_first_click_is_the_deepest_object_point():
                                         dict(max_num_clicks=0))
     assert ref.dtype == torch.uint8 and ref.shape == (2, 1, 24, 28)
     assert seg.num_extract == 0 and seg.decode_modes == []
-    dist = ndimage.distance_transform_edt(
-        np.pad(gt[0, 0].numpy() == 1, 1))[1:-1, 1:-1]
+    dist = ndimage.distance_transform_edt(np.pad(gt[0, 0].numpy() == 1,
+                                                 1))[1:-1, 1:-1]
     y, x = np.unravel_index(dist.argmax(), dist.shape)
     assert (y, x) == (8, 10) and (dist == dist.max()).sum() == 1
     expected = np.full((24, 28), REF_UNKNOWN, np.uint8)
@@ -181,9 +185,9 @@ def test_simulation_calls_the_evaluation_routine(monkeypatch):
     monkeypatch.setattr(sim, 'next_click', spy)
     assert sim.next_click is spy and real.__module__ == clicks_module.__name__
     seg = StandInSegmentor()
-    sim.simulate_reference_labels(
-        seg, torch.zeros(1, 3, 24, 28), _square_gt(),
-        dict(max_num_clicks=3, gamma=1e6))  # P(n = 3) ~ 1
+    sim.simulate_reference_labels(seg, torch.zeros(1, 3, 24, 28), _square_gt(),
+                                  dict(max_num_clicks=3,
+                                       gamma=1e6))  # P(n = 3) ~ 1
     assert [c[1] for c in calls] == [1.0, 1.7, 1.7, 1.7]
     assert {c[0] for c in calls} == {'official'}
     assert [c[2] for c in calls] == [0, 1, 2, 3]
