@@ -1,0 +1,96 @@
+"""The launch scripts pass the right arguments (fake srun / python)."""
+import os
+import os.path as osp
+import stat
+import subprocess
+
+import pytest
+
+ECHO = '#!/usr/bin/env bash\nprintf "%s\\n" "$@"\necho "PYTHONPATH=$PYTHONPATH"\n'
+
+
+def _fake(path):
+    path.write_text(ECHO)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def _run(repo_root, script, args, env):
+    proc = subprocess.run(
+        ['bash', osp.join(repo_root, 'tools', script)] + args,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=30)
+    return proc
+
+
+def test_dist_train_multi_node_arguments(repo_root, tmp_path):
+    python = _fake(tmp_path / 'python')
+    proc = _run(
+        repo_root, 'dist_train.sh', ['cfg.py', '4', '--seed', '42'],
+        dict(
+            PYTHON=python,
+            NNODES='2',
+            NODE_RANK='1',
+            MASTER_ADDR='10.0.0.7',
+            PORT='29611'))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ['-m', 'torch.distributed.run']
+    for expected in ('--nnodes=2', '--node_rank=1', '--master_addr=10.0.0.7',
+                     '--nproc_per_node=4', '--master_port=29611'):
+        assert expected in lines
+    train = lines.index(osp.join(repo_root, 'tools', 'train.py'))
+    assert lines[train + 1:train +
+                 6] == ['cfg.py', '--launcher', 'pytorch', '--seed', '42']
+    assert f'PYTHONPATH={repo_root}' in proc.stdout
+
+
+def test_dist_train_defaults_and_usage(repo_root, tmp_path):
+    python = _fake(tmp_path / 'python')
+    launch_vars = ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'PORT')
+    env = {k: v for k, v in os.environ.items() if k not in launch_vars}
+    env['PYTHON'] = python
+    script = osp.join(repo_root, 'tools', 'dist_train.sh')
+    proc = subprocess.run(['bash', script, 'c.py', '2'],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=30)
+    lines = proc.stdout.splitlines()
+    for expected in ('--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1',
+                     '--master_port=29500'):
+        assert expected in lines
+    proc = subprocess.run(['bash', script, 'only_config.py'],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=30)
+    assert proc.returncode == 2 and 'usage' in proc.stderr
+
+
+@pytest.mark.parametrize('gpus,per_node', [('8', '4')])
+def test_slurm_train_arguments(repo_root, tmp_path, gpus, per_node):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    _fake(bin_dir / 'srun')
+    proc = _run(
+        repo_root, 'slurm_train.sh',
+        ['gpu_part', 'interformer', 'cfg.py', '--seed', '42'],
+        dict(
+            PATH=f'{bin_dir}:{os.environ["PATH"]}',
+            GPUS=gpus,
+            GPUS_PER_NODE=per_node,
+            PYTHON='python3'))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ['-p', 'gpu_part']
+    for expected in ('--job-name=interformer', f'--gres=gpu:{per_node}',
+                     f'--ntasks={gpus}', f'--ntasks-per-node={per_node}',
+                     '--kill-on-bad-exit=1'):
+        assert expected in lines
+    train = lines.index(osp.join(repo_root, 'tools', 'train.py'))
+    assert lines[train - 2:train] == ['python3', '-u']
+    assert lines[train + 1:train +
+                 6] == ['cfg.py', '--launcher', 'slurm', '--seed', '42']
