@@ -6,7 +6,10 @@ import subprocess
 
 import pytest
 
-ECHO = '#!/usr/bin/env bash\nprintf "%s\\n" "$@"\necho "PYTHONPATH=$PYTHONPATH"\n'
+# prints its arguments one per line, then the PYTHONPATH it got
+ECHO = ('#!/usr/bin/env bash\n'
+        'printf "%s\\n" "$@"\n'
+        'echo "PYTHONPATH=$PYTHONPATH"\n')
 
 
 def _fake(path):
