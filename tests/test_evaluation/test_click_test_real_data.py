@@ -2,6 +2,7 @@
 stand-in predictors whose NoC is known or derived independently here."""
 import cv2
 import numpy as np
+from scipy import ndimage
 import pytest
 from click_test_standins import (DiskPredictor, EmptyPredictor,
                                  MaskSequencePredictor)
@@ -59,11 +60,17 @@ def test_empty_predictor_fails_everywhere(real_set):
 
 # ------------------------------------------------ independent derivation
 def _padded_dt(mask):
-    """RITM: exact Euclidean DT of the error mask padded by one zero ring."""
+    """RITM: exact Euclidean DT of the error mask padded by one zero ring.
+
+    scipy's float64 transform is used, not OpenCV's float32 one: OpenCV can
+    be 1 ulp off depending on the pixel's column and thread split, which
+    would decide exact ties arbitrarily (the robot user compares exact
+    squared distances).
+    """
     if not mask.any():
-        return np.zeros(mask.shape, np.float32)
-    padded = np.pad(mask, 1).astype(np.uint8)
-    return cv2.distanceTransform(padded, cv2.DIST_L2, 0)[1:-1, 1:-1]
+        return np.zeros(mask.shape, np.float64)
+    padded = np.pad(mask, 1)
+    return ndimage.distance_transform_edt(padded)[1:-1, 1:-1]
 
 
 def _ritm_click(gt, pred, clicked):
