@@ -6,10 +6,11 @@ dataset load it with ``custom_imports=dict(imports=['interformer',
 'interformer.quickstart'])``.
 """
 from .eval_dataset import SyntheticPanopticEvalDataset, spread_indices
+from .hooks import TimeBudgetHook
 from .synthetic import (CATEGORIES, generate_dataset, generate_split,
                         is_complete, panoptic_paths)
 
 __all__ = [
-    'CATEGORIES', 'SyntheticPanopticEvalDataset', 'generate_dataset',
+    'CATEGORIES', 'SyntheticPanopticEvalDataset', 'TimeBudgetHook', 'generate_dataset',
     'generate_split', 'is_complete', 'panoptic_paths', 'spread_indices'
 ]

@@ -27,7 +27,7 @@ import numpy as np
 from .textures import SHAPES, random_color, random_shape, random_texture
 
 __all__ = [
-    'GENERATOR_VERSION', 'CATEGORIES', 'SPLIT_SEEDS', 'panoptic_paths',
+    'GENERATOR_VERSION', 'CATEGORIES', 'DEFAULT_SIZE_RANGE', 'SPLIT_SEEDS', 'panoptic_paths',
     'render_scene', 'generate_split', 'generate_dataset', 'is_complete',
     'rgb_to_id', 'id_to_rgb', 'load_panoptic'
 ]
@@ -48,6 +48,7 @@ SPLIT_ID_OFFSET = dict(train=0, val=1_000_000)
 MIN_OBJECT_AREA = 40
 MIN_COLOR_DISTANCE = 70.0
 MAX_OBJECTS = 6
+DEFAULT_SIZE_RANGE = (128, 192)
 
 
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
@@ -185,7 +186,7 @@ def is_complete(root: str, split: str, num_images: int, seed: int,
 
 
 def generate_split(root: str, split: str, num_images: int, seed: int = 0,
-                   size_range: Tuple[int, int] = (128, 192),
+                   size_range: Tuple[int, int] = DEFAULT_SIZE_RANGE,
                    force: bool = False) -> Dict[str, str]:
     """Write (or reuse) one split; returns its :func:`panoptic_paths`.
 
@@ -243,7 +244,7 @@ def generate_split(root: str, split: str, num_images: int, seed: int = 0,
 
 
 def generate_dataset(root: str, num_train: int = 300, num_val: int = 40,
-                     seed: int = 0, size_range: Tuple[int, int] = (128, 192),
+                     seed: int = 0, size_range: Tuple[int, int] = DEFAULT_SIZE_RANGE,
                      force: bool = False) -> Dict[str, Dict[str, str]]:
     """Write (or reuse) the ``train`` and held-out ``val`` splits."""
     return dict(

@@ -1,6 +1,5 @@
 """The click test on the real GrabCut (50) and Berkeley (100) sets with
 stand-in predictors whose NoC is known or derived independently here."""
-import cv2
 import numpy as np
 from scipy import ndimage
 import pytest
