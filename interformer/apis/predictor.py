@@ -6,6 +6,21 @@ the cached features. The click test (``interformer.evaluation``), the web demo
 and the benchmark all go through this class, so what the demo shows is what
 the benchmark measured.
 
+Two computation paths give the same answer:
+
+* ``path='fast'`` (default): the fused oneDNN copy of the model in
+  :mod:`interformer.apis.fast`: the keys/values of every cross-attention
+  block are computed once per image, the click embedding is taken at stride
+  4, the per-click layers are fused. In float32 its logits equal the
+  reference path's to 1e-4. Models it does not cover (other necks or heads,
+  stand-ins) run their own ``decode_clicks``.
+* ``path='reference'``: the segmentor's own modules, everything in the neck
+  and head recomputed at every click, as the official code does.
+
+``precision='bf16'`` (opt-in) runs encoder, neck and head in bfloat16 on the
+fast path (attention scores, softmax and norm statistics in float32, logits
+returned in float32); on the reference path it uses CPU autocast.
+
 Coordinates are (y, x) = (row, column) in pixels of the original image. The
 model canvas is the image padded at the bottom/right to a multiple of 32.
 """
@@ -21,11 +36,13 @@ from mmengine.config import Config
 
 from ..interaction import (add_click_disk, new_reference_label,
                            update_by_prediction)
+from .fast import build_fast_path
 from .inference import init_model
 
-__all__ = ['InterFormerPredictor', 'Prediction', 'PRECISIONS']
+__all__ = ['InterFormerPredictor', 'Prediction', 'PRECISIONS', 'PATHS']
 
 PRECISIONS = ('fp32', 'bf16')
+PATHS = ('fast', 'reference')
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -58,9 +75,10 @@ class InterFormerPredictor:
             path / :class:`Config` to build one from.
         checkpoint: checkpoint to load when a config is given.
         device: torch device string.
-        precision: ``'fp32'`` (default, exact) or ``'bf16'`` (CPU autocast of
-            encoder, neck and head; logits are returned in float32).
+        precision: ``'fp32'`` (default, exact) or ``'bf16'`` (encoder, neck
+            and head in bfloat16; logits are returned in float32).
         size_divisor: the canvas is padded to a multiple of this.
+        path: ``'fast'`` (default) or ``'reference'`` (see the module doc).
     """
 
     def __init__(self,
@@ -68,10 +86,13 @@ class InterFormerPredictor:
                  checkpoint: Optional[str] = None,
                  device: str = 'cpu',
                  precision: str = 'fp32',
-                 size_divisor: int = 32) -> None:
+                 size_divisor: int = 32,
+                 path: str = 'fast') -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, '
                              f'got {precision!r}')
+        if path not in PATHS:
+            raise ValueError(f'path must be one of {PATHS}, got {path!r}')
         if isinstance(model_or_config, torch.nn.Module):
             if checkpoint is not None:
                 raise ValueError('checkpoint is only used with a config; '
@@ -81,6 +102,7 @@ class InterFormerPredictor:
             self.model = init_model(model_or_config, checkpoint, device)
         self.device = torch.device(device)
         self.precision = precision
+        self.path = path
         self.size_divisor = size_divisor
         preprocessor = getattr(self.model, 'data_preprocessor', None)
         mean = getattr(preprocessor, 'mean', None)
@@ -92,6 +114,9 @@ class InterFormerPredictor:
         # ClickSegmentorZoomIn needs the click index for zoom_in_start_step
         self._pass_step = 'step' in inspect.signature(
             self.model.decode_clicks).parameters
+        self._encoder, self._decoder = None, None
+        self._weights_stamp = None
+        self._cache = None
         self._features: Optional[List[torch.Tensor]] = None
         self._image_shape: Optional[Tuple[int, int]] = None
         self._canvas_shape: Optional[Tuple[int, int]] = None
@@ -145,10 +170,22 @@ class InterFormerPredictor:
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
         x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
-        with torch.inference_mode(), self._autocast():
-            feats = self.model.extract_image_feats(x[None])
-        self._features = [f.float() if f.is_floating_point() else f
-                          for f in feats]
+        if self.path == 'fast':
+            self._refresh_fast_path()
+        with torch.inference_mode():
+            if self._encoder is not None and not _has_hooks(
+                    self.model.backbone):
+                feats = self._encoder(x[None])
+            else:
+                with self._autocast():
+                    feats = self.model.extract_image_feats(x[None])
+            self._features = [
+                f.float().contiguous() if f.is_floating_point() else f
+                for f in feats
+            ]
+        self._cache = None
+        if self._decoder is not None:
+            self._cache = self._decoder.prepare(feats, canvas)
         self._image_shape = (height, width)
         self._canvas_shape = canvas
         self.reset()
@@ -251,25 +288,77 @@ class InterFormerPredictor:
             y, x, positive = self._clicks[index]
             add_click_disk(ref, y, x, positive)
         logits = self._decode(ref, prev_mask, index)
-        fg_margin = logits[1] - logits[0]
-        mask = (fg_margin > 0).numpy()
-        prob = torch.sigmoid(fg_margin).numpy()
+        with torch.inference_mode():
+            if self._fast_decoding():
+                # the margin is linear in the logits: upsample one channel
+                fg_margin = self.model.upsample_logits(
+                    logits[:, 1:] - logits[:, :1], self._canvas_shape)[0, 0]
+            else:
+                up = self.model.upsample_logits(logits, self._canvas_shape)
+                fg_margin = up[0, 1] - up[0, 0]
+            fg_margin = fg_margin.cpu()
+            mask = (fg_margin > 0).numpy()
+            prob = torch.sigmoid(fg_margin).numpy()
         return _Step(ref_label=ref, mask=mask, prob=prob)
 
+    def decode_logits(self,
+                      ref_label: np.ndarray,
+                      prev_mask: Optional[np.ndarray] = None,
+                      step: Optional[int] = None) -> torch.Tensor:
+        """Decoder logits for a given reference label (no state change).
+
+        Used to compare paths and precisions on identical inputs.
+
+        Args:
+            ref_label: (Hc, Wc) uint8 reference label on the canvas.
+            prev_mask: (Hc, Wc) bool previous mask (zoom-in models only).
+            step: 0-based click index (zoom-in models only).
+
+        Returns:
+            Tensor: (1, 2, Hc/4, Wc/4) float32 CPU logits at stride 4.
+        """
+        self._require_image()
+        ref_label = np.asarray(ref_label)
+        if ref_label.shape != tuple(self._canvas_shape):
+            raise ValueError(f'ref_label must have the canvas shape '
+                             f'{self._canvas_shape}, got {ref_label.shape}')
+        return self._decode(ref_label.astype(np.uint8), prev_mask,
+                            step).cpu()
+
     def _decode(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
-                step: int) -> torch.Tensor:
-        """Run neck + head; returns (2, Hc, Wc) float32 CPU logits."""
-        ref_t = torch.from_numpy(ref)[None, None].to(self.device)
+                step: Optional[int]) -> torch.Tensor:
+        """Run neck + head; returns (1, 2, Hc/4, Wc/4) float32 logits."""
+        ref_t = torch.from_numpy(ref)[None].to(self.device)
         prev_t = None
         if prev_mask is not None:
-            prev_t = torch.from_numpy(prev_mask)[None, None].to(self.device)
+            prev_t = torch.from_numpy(prev_mask)[None].to(self.device)
+        if self._fast_decoding():
+            return self._decoder.decode(self._cache, ref_t, prev_t, step)
         extra = dict(step=step) if self._pass_step else {}
         with torch.inference_mode(), self._autocast():
             logits = self.model.decode_clicks(
-                self._features, ref_t, prev_mask=prev_t, **extra)
-            logits = self.model.upsample_logits(logits.float(),
-                                                self._canvas_shape)
-        return logits[0].float().cpu()
+                self._features,
+                ref_t[:, None],
+                prev_mask=None if prev_t is None else prev_t[:, None],
+                **extra)
+        return logits.float()
+
+    def _refresh_fast_path(self) -> None:
+        """(Re)build the fused copy when the model's weights changed.
+
+        The fast path copies the weights it transforms; loading new weights
+        into ``self.model`` is picked up at the next :meth:`set_image`.
+        """
+        stamp = _weights_stamp(self.model)
+        if stamp != self._weights_stamp:
+            self._encoder, self._decoder = build_fast_path(
+                self.model, self.precision, self.device)
+            self._weights_stamp = stamp
+
+    def _fast_decoding(self) -> bool:
+        """The fused decoder runs unless hooks observe the neck or head."""
+        return self._decoder is not None and not (
+            _has_hooks(self.model.neck) or _has_hooks(self.model.decode_head))
 
     def _autocast(self):
         if self.precision == 'bf16':
@@ -280,3 +369,20 @@ class InterFormerPredictor:
         if self._features is None:
             raise RuntimeError('no image set: call set_image(image) before '
                                'adding clicks or predicting')
+
+
+def _weights_stamp(model: torch.nn.Module) -> tuple:
+    """Identity and in-place version of every parameter and buffer."""
+    return tuple((t.data_ptr(), t._version)
+                 for t in (*model.parameters(), *model.buffers())
+                 if not t.is_inference())
+
+
+def _has_hooks(module: torch.nn.Module) -> bool:
+    """True if forward (pre-)hooks are registered in ``module``'s tree.
+
+    The fused fast path does not run the modules, so it cannot honour
+    hooks; the predictor then runs the modules themselves.
+    """
+    return any(m._forward_hooks or m._forward_pre_hooks
+               for m in module.modules())

@@ -7,10 +7,11 @@ median and the 90th percentile; FLOPs from torch's own
 same process, so figures can be read as a fraction of what the machine can
 do.
 """
+import os
 import resource
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
     'TimingStats', 'summarize_times', 'time_calls', 'count_flops',
-    'gemm_gflops', 'peak_rss_mb'
+    'gemm_gflops', 'onednn_gemm_gflops', 'peak_rss_mb', 'load_average'
 ]
 
 
@@ -43,7 +44,8 @@ def summarize_times(seconds: Sequence[float]) -> TimingStats:
         count=int(ms.size))
 
 
-def time_calls(fn: Callable[[], object], repeats: int,
+def time_calls(fn: Callable[[], object],
+               repeats: int,
                warmup: int = 2) -> List[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
 
@@ -65,10 +67,14 @@ def time_calls(fn: Callable[[], object], repeats: int,
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs of one call of ``fn`` as counted by torch's FlopCounterMode.
 
-    The counter covers matrix products and convolutions (a multiply-add is 2
-    FLOPs); element-wise work is not counted.
+    The counter covers matrix products, convolutions and attention (a
+    multiply-add is 2 FLOPs), including the fused oneDNN ops of the fast
+    path (:data:`interformer.apis.fast.FLOP_FORMULAS`); element-wise work
+    is not counted.
     """
-    with FlopCounterMode(display=False) as counter:
+    from ..apis.fast import FLOP_FORMULAS
+    with FlopCounterMode(
+            display=False, custom_mapping=FLOP_FORMULAS) as counter:
         fn()
     return int(counter.get_total_flops())
 
@@ -83,6 +89,33 @@ def gemm_gflops(dtype: torch.dtype = torch.float32,
     with torch.inference_mode():
         times = time_calls(lambda: torch.mm(a, b), repeats, warmup=2)
     return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+def onednn_gemm_gflops(dtype: torch.dtype = torch.float32,
+                       size: int = 2048,
+                       repeats: int = 5) -> float:
+    """Sustained GFLOP/s of the same product through oneDNN.
+
+    ``torch.mm`` uses MKL, which on AMD CPUs runs float32 on AVX2 only;
+    oneDNN (the library of the fast path's layers) uses the full vector
+    width, so this is the machine's real float32 ceiling there.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(dtype)
+    b = torch.randn(size, size, generator=gen).to(dtype)
+    linear = torch.ops.mkldnn._linear_pointwise
+    with torch.inference_mode():
+        times = time_calls(
+            lambda: linear(a, b, None, 'none', [], ''), repeats, warmup=2)
+    return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+def load_average() -> Optional[float]:
+    """1-minute load average of the machine (None where unknown)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
 
 
 def peak_rss_mb() -> float:

@@ -57,7 +57,10 @@ class MAEWithSimpleFPN(MAE):
             cached for inference (no-grad only); 0 disables the cache. The
             cached bias costs ``heads * N^2 * 4`` bytes per layer with
             ``N = 1 + h*w`` (about 0.6 GB for ViT-B and 1.6 GB for ViT-L at
-            512x512); ``train()`` empties it.
+            512x512, 5.4 GB / 14.5 GB at 768x1024); ``train()`` empties it.
+        bias_cache_mb: Memory budget of that bias cache, all layers
+            together: a token grid whose biases would exceed it is not
+            cached (its bias is gathered again at every forward).
         norm_eval: Keep the LayerNorms in eval mode while training.
         pretrained: Path of an MAE checkpoint (deprecated; use init_cfg).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official
@@ -81,6 +84,7 @@ class MAEWithSimpleFPN(MAE):
                  norm_eps: float = 1e-6,
                  fpn_norm_cfg: dict = dict(type='GN', num_groups=1),
                  cache_size: int = 1,
+                 bias_cache_mb: float = 3072,
                  norm_eval: bool = False,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -91,6 +95,11 @@ class MAEWithSimpleFPN(MAE):
         # Read by _build_layers(), which runs inside MAE.__init__.
         self._qkv_bias = bool(qkv_bias)
         self._cache_size = int(cache_size)
+        if not bias_cache_mb >= 0:
+            raise ValueError(f'bias_cache_mb must be >= 0, got '
+                             f'{bias_cache_mb}')
+        self._bias_cache_layer_bytes = int(bias_cache_mb * 2**20 /
+                                           num_layers)
         super().__init__(
             img_size=img_size,
             patch_size=patch_size,
@@ -132,7 +141,9 @@ class MAEWithSimpleFPN(MAE):
                 norm_cfg=self.norm_cfg,
                 window_size=self.patch_shape,
                 init_values=self.init_values,
-                cache_size=self._cache_size) for i in range(self.num_layers)
+                cache_size=self._cache_size,
+                cache_max_bytes=self._bias_cache_layer_bytes)
+            for i in range(self.num_layers)
         ])
 
     def init_weights(self) -> None:

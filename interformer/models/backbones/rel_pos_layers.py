@@ -9,7 +9,7 @@ that parameter names stay exactly those of the official checkpoints
 bias as an additive float mask.
 """
 import warnings
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -35,11 +35,18 @@ class RelPosMAEAttention(MAEAttention):
     Args:
         cache_size: Token grids whose resized bias is kept for inference
             (used only while autograd is disabled); 0 disables caching.
+        cache_max_bytes: Largest bias (``heads * N * N`` values) that is
+            cached; a bigger one is rebuilt at every forward. None: no
+            limit.
         **kwargs: Arguments of mmseg's ``BEiTAttention`` (``embed_dims``,
             ``num_heads``, ``window_size``, ``bias``, ...).
     """
 
-    def __init__(self, *args, cache_size: int = 1, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 cache_size: int = 1,
+                 cache_max_bytes: Optional[int] = None,
+                 **kwargs) -> None:
         with warnings.catch_warnings():
             # mmseg builds the index with torch.meshgrid without `indexing`.
             warnings.filterwarnings('ignore', message='torch.meshgrid')
@@ -48,8 +55,11 @@ class RelPosMAEAttention(MAEAttention):
             raise ValueError('RelPosMAEAttention needs a full qkv bias '
                              "(bias=True/False), not 'qv_bias'")
         self.bias_cache = ResizeCache(cache_size)
+        self.cache_max_bytes = cache_max_bytes
 
-    def _compute_bias(self, hw_shape: Tuple[int, int]) -> Tensor:
+    def compute_bias(self, hw_shape: Sequence[int]) -> Tensor:
+        """The resized bias ``(heads, 1 + h*w, 1 + h*w)``, never cached."""
+        hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
         index = resize_rel_pos_index(self.relative_position_index,
                                      self.window_size, hw_shape)
         num_tokens = index.shape[0]
@@ -73,17 +83,25 @@ class RelPosMAEAttention(MAEAttention):
         """
         hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
         if torch.is_grad_enabled():
-            return self._compute_bias(hw_shape)
+            return self.compute_bias(hw_shape)
         stamp = tensor_stamp(self.relative_position_bias_table,
                              self.relative_position_index)
         if stamp is not None:
             cached = self.bias_cache.get(hw_shape, stamp)
             if cached is not None:
                 return cached
-        bias = self._compute_bias(hw_shape)
-        if stamp is not None:
+        bias = self.compute_bias(hw_shape)
+        if stamp is not None and self._fits_cache(hw_shape):
             self.bias_cache.put(hw_shape, stamp, bias)
         return bias
+
+    def _fits_cache(self, hw_shape: Tuple[int, int]) -> bool:
+        if self.cache_max_bytes is None:
+            return True
+        num_tokens = 1 + hw_shape[0] * hw_shape[1]
+        table = self.relative_position_bias_table
+        size = table.shape[1] * num_tokens**2 * table.element_size()
+        return size <= self.cache_max_bytes
 
     def forward(self, x: Tensor, hw_shape: Sequence[int]) -> Tensor:
         """Attend over all tokens.
@@ -124,11 +142,17 @@ class RelPosMAELayer(MAETransformerEncoderLayer):
 
     Args:
         cache_size: Passed to :class:`RelPosMAEAttention`.
+        cache_max_bytes: Passed to :class:`RelPosMAEAttention`.
         **kwargs: Arguments of mmseg's ``BEiTTransformerEncoderLayer``.
     """
 
-    def __init__(self, *args, cache_size: int = 1, **kwargs) -> None:
-        kwargs['attn_cfg'] = dict(cache_size=cache_size)
+    def __init__(self,
+                 *args,
+                 cache_size: int = 1,
+                 cache_max_bytes: Optional[int] = None,
+                 **kwargs) -> None:
+        kwargs['attn_cfg'] = dict(
+            cache_size=cache_size, cache_max_bytes=cache_max_bytes)
         super().__init__(*args, **kwargs)
 
     def build_attn(self, attn_cfg: dict) -> None:

@@ -1,0 +1,144 @@
+"""The once-per-image encoder on the fast path: MAE ViT + SimpleFPN.
+
+Same computation as :class:`~interformer.models.backbones.MAEWithSimpleFPN`
+in eval mode, with every Linear layer a oneDNN call: qkv, the output
+projection fused with the layer scale and the residual, the first FFN layer
+fused with its (erf) GELU, the second fused with the layer scale and the
+residual; attention in float32 scores (:func:`~.ops.attention`). The
+relative-position bias for the input's token grid comes from the backbone's
+own per-grid cache (float32, bounded in memory).
+"""
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...models.backbones import MAEWithSimpleFPN
+from .ops import (ConvParams, LinearParams, attention, attention_keys,
+                  channels_last, conv, conv_transpose, linear, linear_add)
+
+__all__ = ['FastMAEEncoder']
+
+
+class _FastViTLayer:
+    """One pre-norm ViT block with layer scale (``RelPosMAELayer``)."""
+
+    def __init__(self, layer: nn.Module, dtype: torch.dtype) -> None:
+        attn = layer.attn
+        self.attn = attn
+        self.num_heads = attn.num_heads
+        self.scale = attn.scale
+        self.ln1 = (layer.ln1.weight.detach().float(),
+                    layer.ln1.bias.detach().float(), layer.ln1.eps)
+        self.ln2 = (layer.ln2.weight.detach().float(),
+                    layer.ln2.bias.detach().float(), layer.ln2.eps)
+        self.qkv = LinearParams.from_linear(attn.qkv, dtype)
+        self.proj = LinearParams.from_linear(
+            attn.proj, dtype, out_scale=layer.gamma_1)
+        fc1, act = layer.ffn.layers[0][0], layer.ffn.layers[0][1]
+        fc2 = layer.ffn.layers[1]
+        if not isinstance(act, nn.GELU) or act.approximate != 'none':
+            raise NotImplementedError(f'fast encoder: FFN activation '
+                                      f'{act!r}')
+        self.fc1 = LinearParams.from_linear(fc1, dtype, act='gelu')
+        self.fc2 = LinearParams.from_linear(
+            fc2, dtype, out_scale=layer.gamma_2)
+
+    def __call__(self, x: Tensor, bias: Tensor) -> Tensor:
+        """x (1, N, D) tokens; bias (heads, N, N) -> (1, N, D)."""
+        batch, num_tokens, dims = x.shape
+        hidden = F.layer_norm(x, (dims, ), *self.ln1)
+        qkv = linear(hidden, self.qkv)[0].view(num_tokens, 3, self.num_heads,
+                                               -1)
+        query, key, value = qkv.permute(1, 2, 0, 3).unbind(0)
+        out = attention(query, *attention_keys(key, value, self.scale),
+                        bias).view(batch, num_tokens, dims)
+        x = linear_add(out, x, self.proj)
+        hidden = linear(F.layer_norm(x, (dims, ), *self.ln2), self.fc1)
+        return linear_add(hidden, x, self.fc2)
+
+
+def _fpn_branch(branch: nn.Sequential, dtype: torch.dtype) -> list:
+    """A SimpleFPN branch as a list of (kind, params) steps."""
+    steps = []
+    for module in branch:
+        if isinstance(module, nn.ConvTranspose2d):
+            if tuple(module.output_padding) != (0, 0):
+                raise NotImplementedError('fast encoder: output_padding')
+            params = ConvParams(
+                weight=channels_last(module.weight.detach().float().to(dtype)),
+                bias=None
+                if module.bias is None else module.bias.detach().to(dtype),
+                stride=tuple(module.stride),
+                padding=tuple(module.padding),
+                dilation=tuple(module.dilation),
+                groups=module.groups)
+            steps.append(('conv_transpose', params))
+        elif isinstance(module, nn.Conv2d):
+            steps.append(('conv', ConvParams.from_conv(module, dtype)))
+        elif isinstance(module, nn.GroupNorm):
+            steps.append(('group_norm',
+                          (module.num_groups, module.weight.detach().float(),
+                           module.bias.detach().float(), module.eps)))
+        elif isinstance(module, nn.GELU) and module.approximate == 'none':
+            steps.append(('gelu', None))
+        else:
+            raise NotImplementedError(f'fast encoder: SimpleFPN layer '
+                                      f'{type(module).__name__}')
+    return steps
+
+
+def _run_branch(x: Tensor, steps: list) -> Tensor:
+    for kind, params in steps:
+        if kind == 'conv_transpose':
+            x = conv_transpose(x, params)
+        elif kind == 'conv':
+            x = conv(x, params)
+        elif kind == 'group_norm':
+            groups, weight, bias, eps = params
+            x = F.group_norm(x, groups, weight, bias, eps)
+        else:
+            x = F.gelu(x)
+    return x
+
+
+class FastMAEEncoder:
+    """Fused copy of a :class:`MAEWithSimpleFPN` for batch-1 inference.
+
+    Args:
+        backbone: the source backbone (eval mode, weights loaded).
+        dtype: working dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, backbone: nn.Module, dtype: torch.dtype) -> None:
+        if not isinstance(backbone, MAEWithSimpleFPN):
+            raise NotImplementedError(f'fast path: unsupported backbone '
+                                      f'{type(backbone).__name__}')
+        self.backbone = backbone
+        self.dtype = dtype
+        self.layers = [
+            _FastViTLayer(layer, dtype) for layer in backbone.layers
+        ]
+        self.fpn = [_fpn_branch(b, dtype) for b in backbone.fpn.rescale_ops]
+
+    @torch.inference_mode()
+    def __call__(self, inputs: Tensor) -> List[Tensor]:
+        """(1, 3, H, W) normalised image -> 4 channels-last pyramid levels
+        (working dtype)."""
+        backbone = self.backbone
+        backbone._check_input(inputs)
+        if inputs.shape[0] != 1:
+            raise ValueError(f'fast encoder: batch must be 1, got '
+                             f'{inputs.shape[0]}')
+        tokens, hw_shape = backbone.patch_embed(inputs.float())
+        hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
+        x = torch.cat((backbone.cls_token.float(), tokens), dim=1)
+        x = (x + backbone.pos_embed_for(hw_shape)).to(self.dtype)
+        for layer in self.layers:
+            # float32, from the backbone's bounded per-grid cache
+            x = layer(x, layer.attn.rel_pos_bias(hw_shape))
+        grid = x[:, 1:].reshape(1, hw_shape[0], hw_shape[1], -1)
+        grid = channels_last(grid.permute(0, 3, 1, 2))
+        return [_run_branch(grid, steps) for steps in self.fpn]

@@ -1,0 +1,104 @@
+"""mmseg's UPerHead on the fast path: BatchNorm folded, fused oneDNN convs.
+
+Same computation as ``UPerHead.forward`` in eval mode (dropout off,
+BatchNorm with running statistics): every ``ConvModule`` (conv -> BN ->
+ReLU) becomes one oneDNN convolution with the BN folded into its weights
+and the ReLU fused; maps stay channels-last.
+"""
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.models.decode_heads import UPerHead
+from torch import Tensor
+
+from .ops import ConvParams, conv
+
+__all__ = ['FastUPerHead']
+
+
+def _conv_module(module: nn.Module, dtype: torch.dtype) -> ConvParams:
+    """An mmcv ``ConvModule`` (conv -> norm -> ReLU) as one fused conv."""
+    order = getattr(module, 'order', None)
+    if order != ('conv', 'norm', 'act'):
+        raise NotImplementedError(f'fast head: ConvModule order {order}')
+    norm = module.norm if module.with_norm else None
+    if norm is not None and not isinstance(norm,
+                                           nn.modules.batchnorm._BatchNorm):
+        raise NotImplementedError(f'fast head: norm {type(norm).__name__}')
+    act = 'none'
+    if module.with_activation:
+        if not isinstance(module.activate, nn.ReLU):
+            raise NotImplementedError(
+                f'fast head: activation {type(module.activate).__name__}')
+        act = 'relu'
+    return ConvParams.from_conv(module.conv, dtype, bn=norm, act=act)
+
+
+class FastUPerHead:
+    """Fused copy of an mmseg :class:`UPerHead` for inference.
+
+    Args:
+        head: the source head (its weights and BN statistics are copied).
+        dtype: working dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, head: nn.Module, dtype: torch.dtype) -> None:
+        if type(head) is not UPerHead:
+            raise NotImplementedError(f'fast path: unsupported decode head '
+                                      f'{type(head).__name__}')
+        if head.input_transform != 'multiple_select':
+            raise NotImplementedError('fast head: input_transform '
+                                      f'{head.input_transform}')
+        self.dtype = dtype
+        self.in_index = list(head.in_index)
+        self.align_corners = head.align_corners
+        self.laterals = [_conv_module(m, dtype) for m in head.lateral_convs]
+        self.fpn_convs = [_conv_module(m, dtype) for m in head.fpn_convs]
+        self.ppm_scales = []
+        self.ppm_convs = []
+        for branch in head.psp_modules:
+            pool, conv_module = branch[0], branch[1]
+            self.ppm_scales.append(pool.output_size)
+            self.ppm_convs.append(_conv_module(conv_module, dtype))
+        self.bottleneck = _conv_module(head.bottleneck, dtype)
+        self.fpn_bottleneck = _conv_module(head.fpn_bottleneck, dtype)
+        self.cls = ConvParams.from_conv(head.conv_seg, dtype)
+
+    def _resize(self, x: Tensor, size) -> Tensor:
+        return F.interpolate(
+            x, size=size, mode='bilinear', align_corners=self.align_corners)
+
+    def __call__(self, inputs: Sequence[Tensor]) -> Tensor:
+        """Channels-last neck outputs -> (1, num_classes, H/4, W/4) logits
+        (working dtype)."""
+        inputs = [inputs[i] for i in self.in_index]
+        laterals: List[Tensor] = [
+            conv(inputs[i], params) for i, params in enumerate(self.laterals)
+        ]
+        top = inputs[-1]
+        size = tuple(top.shape[-2:])
+        ppm = [top] + [
+            self._resize(
+                conv(F.adaptive_avg_pool2d(top, scale), params), size)
+            for scale, params in zip(self.ppm_scales, self.ppm_convs)
+        ]
+        laterals.append(
+            conv(
+                torch.cat(ppm,
+                          dim=1).contiguous(memory_format=torch.channels_last),
+                self.bottleneck))
+        for i in range(len(laterals) - 1, 0, -1):
+            laterals[i - 1] = laterals[i - 1] + self._resize(
+                laterals[i], tuple(laterals[i - 1].shape[-2:]))
+        outs = [
+            conv(laterals[i], params)
+            for i, params in enumerate(self.fpn_convs)
+        ]
+        outs.append(laterals[-1])
+        size = tuple(outs[0].shape[-2:])
+        outs = [outs[0]] + [self._resize(o, size) for o in outs[1:]]
+        fused = torch.cat(
+            outs, dim=1).contiguous(memory_format=torch.channels_last)
+        return conv(conv(fused, self.fpn_bottleneck), self.cls)

@@ -1,0 +1,297 @@
+"""The I-MSA neck on the fast path: same maths, fused oneDNN layers.
+
+Built from an :class:`~interformer.models.necks.IMSA` (its weights are
+copied once); every map is a channels-last (1, C, H, W) tensor, which is
+also the (1, H*W, C) token layout the attention and linear layers use, so
+switching between the two costs nothing. Per block:
+
+* attention: GroupNorm -> query Linear -> ``scaled_dot_product_attention``
+  against the pooled keys/values -> output Linear fused with the residual;
+* MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
+  with the residual (three oneDNN calls instead of eight passes).
+
+The keys/values of every stage's cross-attention block depend on the image
+only; :meth:`FastIMSA.image_key_values` computes them once per image.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
+from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
+from .ops import (ConvParams, LinearParams, attention, attention_keys,
+                  channels_last, conv, conv_add, linear, linear_add)
+
+__all__ = ['FastIMSA', 'FastPoolingBlock', 'embed_reference_label']
+
+KeyValue = Tuple[Tensor, Tensor]
+#: Scale of the stride-4 grid w.r.t. the reference label.
+EMBED_STRIDE = 4
+
+
+def as_tokens(x: Tensor) -> Tensor:
+    """Channels-last (B, C, H, W) -> (B, H*W, C) view (no copy)."""
+    batch, channels = x.shape[:2]
+    return x.permute(0, 2, 3, 1).reshape(batch, -1, channels)
+
+
+def as_map(tokens: Tensor, height: int, width: int) -> Tensor:
+    """(B, H*W, C) -> channels-last (B, C, H, W) view (no copy)."""
+    batch, _, channels = tokens.shape
+    return tokens.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def embed_reference_label(ref_label: Tensor, table: Tensor,
+                          size: Tuple[int, int]) -> Tensor:
+    """Click embedding at stride 4 without the full-resolution map.
+
+    Equals ``F.interpolate(table[ref_label].permute(0, 3, 1, 2), size,
+    'bilinear', align_corners=False)``: for an exact 4x reduction every
+    output is the mean of the 2x2 input pixels at rows ``4i+1, 4i+2`` and
+    columns ``4j+1, 4j+2`` (weights 0.5 each, exact in floating point), so
+    only those four taps are looked up. Other ratios take the general
+    route on a 5-channel one-hot map.
+
+    Args:
+        ref_label: (B, H, W) integer codes.
+        table: (num_codes, C) float32 embedding table.
+        size: (h, w) of the output grid.
+
+    Returns:
+        Tensor: channels-last (B, C, h, w) float32.
+    """
+    batch, height, width = ref_label.shape
+    out_h, out_w = size
+    codes = ref_label.long()
+    if height == EMBED_STRIDE * out_h and width == EMBED_STRIDE * out_w:
+        top, bottom = codes[:, 1::4], codes[:, 2::4]
+        # pairs along the width first, as in the bilinear kernel
+        row_top = F.embedding(top[:, :, 1::4], table) + F.embedding(
+            top[:, :, 2::4], table)
+        row_bottom = F.embedding(bottom[:, :, 1::4], table) + F.embedding(
+            bottom[:, :, 2::4], table)
+        emb = (row_top + row_bottom) * 0.25  # (B, h, w, C)
+        return emb.permute(0, 3, 1, 2)
+    one_hot = F.one_hot(codes, table.shape[0]).permute(0, 3, 1, 2).float()
+    weights = F.interpolate(
+        one_hot, size=size, mode='bilinear', align_corners=False)
+    emb = torch.einsum('bkhw,kc->bhwc', weights, table)
+    return emb.permute(0, 3, 1, 2)
+
+
+class FastPoolingBlock:
+    """One :class:`PoolingBlock` (pre-norm attention + MLP), fused.
+
+    Args:
+        block: the source block (eval mode).
+        dtype: working dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, block: PoolingBlock, dtype: torch.dtype) -> None:
+        attn = block.attn
+        self.dtype = dtype
+        self.embed_dims = attn.embed_dims
+        self.num_heads = attn.num_heads
+        self.head_dims = attn.head_dims
+        self.scale = attn.scale
+        self.pool_ratios = attn.pool_ratios
+        self.target_grid = attn.target_grid
+        self._pooled_sizes = attn.pooled_sizes
+        self.norm1 = _norm_params(block.norm1)
+        self.norm_kv = _norm_params(block.norm_kv)
+        self.norm2 = _norm_params(block.norm2)
+        self.kv_norm = _norm_params(attn.norm)
+        self.query = LinearParams.from_linear(attn.query_proj, dtype)
+        self.key_value_proj = LinearParams.from_linear(attn.key_value_proj,
+                                                       dtype)
+        self.proj = LinearParams.from_linear(attn.proj, dtype)
+        self.dconvs = [ConvParams.from_conv(c, dtype) for c in attn.dconvs]
+        mlp = block.mlp
+        self.mlp_in = ConvParams.from_conv(mlp[0], dtype, act='hardswish')
+        self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
+        self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
+
+    def key_value(self, kv: Tensor) -> KeyValue:
+        """Pooled K/V of a channels-last key/value map (not normalised).
+
+        Returns:
+            tuple[Tensor, Tensor]: float32 scaled keys (heads, N_kv, d) and
+            transposed values (heads, d, N_kv); see
+            :func:`~.ops.attention_keys`.
+        """
+        kv = _group_norm(kv, self.norm_kv)
+        height, width = kv.shape[-2:]
+        levels = []
+        for (ph,
+             pw), dconv in zip(self._pooled_sizes(height, width), self.dconvs):
+            if (ph, pw) == (height, width):
+                pooled = kv
+            else:
+                pooled = channels_last(F.adaptive_max_pool2d(kv, (ph, pw)))
+            levels.append(as_tokens(conv_add(pooled, pooled, dconv)))
+        tokens = torch.cat(levels, dim=1)
+        tokens = F.layer_norm(tokens, (self.embed_dims, ), *self.kv_norm)
+        key_value = linear(tokens, self.key_value_proj)[0]
+        key_value = key_value.view(-1, 2, self.num_heads,
+                                   self.head_dims).permute(1, 2, 0, 3)
+        return attention_keys(key_value[0], key_value[1], self.scale)
+
+    def __call__(self,
+                 x: Tensor,
+                 key_value: Optional[KeyValue] = None) -> Tensor:
+        """x: channels-last (1, C, H, W); ``key_value=None`` self-attends."""
+        if key_value is None:
+            key_value = self.key_value(x)
+        batch, channels, height, width = x.shape
+        query = linear(as_tokens(_group_norm(x, self.norm1)), self.query)
+        query = query[0].view(-1, self.num_heads,
+                              self.head_dims).transpose(0, 1)
+        out = attention(query, *key_value).view(batch, -1, channels)
+        x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
+        hidden = conv(_group_norm(x, self.norm2), self.mlp_in)
+        hidden = conv(hidden, self.mlp_dw)
+        return conv_add(hidden, x, self.mlp_out)
+
+
+class FastPatchMerging:
+    """3x3 stride-2 unfold -> LayerNorm(9C) -> Linear (no bias)."""
+
+    def __init__(self, module: PatchMerging, dtype: torch.dtype) -> None:
+        self.module = module
+        self.norm = _norm_params(module.norm)
+        self.reduction = LinearParams.from_linear(module.reduction, dtype)
+        self.kernel_size = module.kernel_size
+        self.stride = module.stride
+        self.padding = module.padding
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out_h, out_w = self.module.output_size(*x.shape[-2:])
+        tokens = F.unfold(
+            x, self.kernel_size, padding=self.padding,
+            stride=self.stride).transpose(1, 2)
+        tokens = F.layer_norm(tokens, (tokens.shape[-1], ), *self.norm)
+        return as_map(linear(tokens, self.reduction), out_h, out_w)
+
+
+class FastIMSA:
+    """Fused copy of an :class:`IMSA` neck for batch-1 inference.
+
+    Args:
+        neck: the source neck (eval mode; its weights are copied).
+        dtype: working dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, neck: IMSA, dtype: torch.dtype) -> None:
+        if not isinstance(neck, IMSA):
+            raise NotImplementedError(f'fast path: unsupported neck '
+                                      f'{type(neck).__name__}')
+        self.dtype = dtype
+        self.in_channels = tuple(neck.in_channels)
+        self.num_ref_states = neck.num_ref_states
+        self.cum_strides = neck.cum_strides
+        self.table = neck.patch_embed.detach().float().clone()
+        self.stages = []
+        for stage in neck.stages:
+            blocks = [FastPoolingBlock(b, dtype) for b in stage.blocks]
+            down = None if stage.downsample is None else FastPatchMerging(
+                stage.downsample, dtype)
+            self.stages.append((blocks, down))
+        self.refine = [[FastPoolingBlock(b, dtype) for b in stage.blocks]
+                       for stage in neck.refine_stages]
+        self.out_norms = [
+            _norm_params(getattr(neck, f'norm{i}'))
+            for i in range(len(self.stages))
+        ]
+
+    def prepare_features(self, image_feats: Sequence[Tensor]) -> List[Tensor]:
+        """Image features in the working dtype, channels-last."""
+        if len(image_feats) != len(self.stages):
+            raise ValueError(f'fast IMSA: expected {len(self.stages)} image '
+                             f'features, got {len(image_feats)}')
+        feats = []
+        for i, feat in enumerate(image_feats):
+            if feat.dim() != 4 or feat.shape[0] != 1 or \
+                    feat.shape[1] != self.in_channels[i]:
+                raise ValueError(f'fast IMSA: image feature {i} must be '
+                                 f'(1, {self.in_channels[i]}, H, W), got '
+                                 f'{tuple(feat.shape)}')
+            feats.append(channels_last(feat.to(self.dtype)))
+        return feats
+
+    def image_key_values(self, feats: Sequence[Tensor]) -> List[KeyValue]:
+        """K/V of every stage's cross-attention block (once per image)."""
+        return [
+            blocks[0].key_value(feat)
+            for (blocks, _), feat in zip(self.stages, feats)
+        ]
+
+    def __call__(self,
+                 feats: Sequence[Tensor],
+                 key_values: Sequence[KeyValue],
+                 ref_label: Tensor,
+                 roi: Optional[Tensor] = None) -> List[Tensor]:
+        """Neck outputs for one reference label.
+
+        Args:
+            feats: output of :meth:`prepare_features`.
+            key_values: output of :meth:`image_key_values`.
+            ref_label: (1, H, W) integer codes at input resolution.
+            roi: optional (1, 4) box (left, up, right, bottom) in input
+                pixels for the refine blocks (zoom-in).
+
+        Returns:
+            list[Tensor]: 4 channels-last maps, normalised.
+        """
+        first = feats[0]
+        emb = embed_reference_label(ref_label, self.table,
+                                    tuple(first.shape[-2:]))
+        x = first + emb.to(self.dtype)
+        outs = []
+        for i, (blocks, down) in enumerate(self.stages):
+            x = blocks[0](x, key_values[i])
+            for block in blocks[1:]:
+                x = block(x)
+            coarse = x
+            if down is not None:
+                x = down(coarse)
+            refined = self._refine(self.refine[i], coarse, roi,
+                                   self.cum_strides[i])
+            outs.append(_group_norm(refined, self.out_norms[i]))
+        return outs
+
+    @staticmethod
+    def _refine(blocks: list, x: Tensor, roi: Optional[Tensor],
+                stride: int) -> Tensor:
+        if not blocks:
+            return x
+        if roi is None:
+            for block in blocks:
+                x = block(x)
+            return x
+        height, width = x.shape[-2:]
+        (box, ) = normalize_rois(roi, 1)
+        left, up, right, bottom = roi_to_window(box, stride, height, width)
+        crop = channels_last(x[:, :, up:bottom, left:right])
+        for block in blocks:
+            crop = block(crop)
+        out = x.clone(memory_format=torch.channels_last)
+        out[:, :, up:bottom, left:right] = crop
+        return out
+
+
+def _norm_params(module) -> Tuple[Optional[Tensor], Optional[Tensor], float]:
+    """(weight, bias, eps) of a LayerNorm / GroupNorm in float32."""
+    weight = None if module.weight is None else module.weight.detach().float()
+    bias = None if module.bias is None else module.bias.detach().float()
+    return weight, bias, module.eps
+
+
+def _group_norm(x: Tensor, params) -> Tensor:
+    """GroupNorm(1, C) keeping the input dtype and channels-last layout."""
+    weight, bias, eps = params
+    if x.dtype != torch.float32:
+        weight = None if weight is None else weight.to(x.dtype)
+        bias = None if bias is None else bias.to(x.dtype)
+    return F.group_norm(x, 1, weight, bias, eps)

@@ -1,0 +1,326 @@
+"""Fused oneDNN primitives for the fast inference path.
+
+Every heavy layer of the fast path is one oneDNN call through PyTorch's
+``torch.ops.mkldnn`` pointwise-fusion ops (the ones ``torch.compile`` uses
+on CPU): a convolution or linear layer with its bias, activation and
+residual addition in one pass over memory, on channels-last maps. These
+calls run eagerly (no compilation, any input size) and use the CPU's widest
+vector units: on AMD CPUs, where MKL's fp32 GEMM falls back to AVX2, oneDNN
+runs fp32 layers about twice as fast as ``torch.nn.functional.linear``.
+
+Weights are prepared once (:class:`ConvParams`, :class:`LinearParams`):
+eval-mode BatchNorm folded in, channels-last layout, the working dtype
+(float32, or bfloat16 for the opt-in bf16 path).
+"""
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    'ConvParams', 'LinearParams', 'conv', 'conv_add', 'linear', 'linear_add',
+    'attention', 'attention_keys', 'conv_transpose', 'channels_last',
+    'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available'
+]
+
+_MKLDNN = torch.ops.mkldnn
+#: Query rows per attention block (the float32 score block stays in cache).
+ATTENTION_BLOCK = 2048
+#: Activations oneDNN fuses into a convolution / linear layer.
+FUSED_ACTIVATIONS = ('none', 'relu', 'gelu', 'hardswish')
+
+
+def onednn_available() -> bool:
+    """True when the fused oneDNN CPU ops can be used."""
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(
+        _MKLDNN, '_convolution_pointwise')
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """A (B, C, H, W) tensor in channels-last memory (no copy if it is)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _check_activation(act: str) -> str:
+    if act not in FUSED_ACTIVATIONS:
+        raise ValueError(f'fused activation must be one of '
+                         f'{FUSED_ACTIVATIONS}, got {act!r}')
+    return act
+
+
+def _algorithm(act: str) -> str:
+    # 'none' selects the exact erf GELU (nn.GELU's default)
+    return 'none' if act == 'gelu' else ''
+
+
+@dataclass
+class ConvParams:
+    """A 2-D convolution ready for oneDNN.
+
+    Attributes:
+        weight: (C_out, C_in / groups, kh, kw), channels-last, working dtype.
+        bias: (C_out,) or None.
+        stride, padding, dilation: per axis.
+        groups: convolution groups.
+        act: fused activation applied after the bias.
+    """
+    weight: Tensor
+    bias: Optional[Tensor]
+    stride: Sequence[int] = (1, 1)
+    padding: Sequence[int] = (0, 0)
+    dilation: Sequence[int] = (1, 1)
+    groups: int = 1
+    act: str = 'none'
+
+    @classmethod
+    def from_conv(cls,
+                  module: nn.Conv2d,
+                  dtype: torch.dtype,
+                  bn: Optional[nn.modules.batchnorm._BatchNorm] = None,
+                  act: str = 'none') -> 'ConvParams':
+        """Copy an ``nn.Conv2d`` (optionally followed by eval-mode BN)."""
+        if module.padding_mode != 'zeros' or isinstance(module.padding, str):
+            raise ValueError('fast conv: only explicit zero padding is '
+                             'supported')
+        weight = module.weight.detach().float()
+        bias = None if module.bias is None else module.bias.detach().float()
+        if bn is not None:
+            weight, bias = fold_batch_norm(weight, bias, bn)
+        return cls(
+            weight=channels_last(weight.to(dtype)),
+            bias=None if bias is None else bias.to(dtype),
+            stride=tuple(module.stride),
+            padding=tuple(module.padding),
+            dilation=tuple(module.dilation),
+            groups=module.groups,
+            act=_check_activation(act))
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+
+@dataclass
+class LinearParams:
+    """A linear layer ``y = x W^T + b`` ready for oneDNN."""
+    weight: Tensor  # (N, K) contiguous
+    bias: Optional[Tensor]  # (N,) or None
+    act: str = 'none'
+
+    @classmethod
+    def from_linear(cls,
+                    module: nn.Linear,
+                    dtype: torch.dtype,
+                    act: str = 'none',
+                    out_scale: Optional[Tensor] = None) -> 'LinearParams':
+        """Copy an ``nn.Linear``; ``out_scale`` (N,) multiplies its
+        outputs (a layer scale folded into the weights)."""
+        return cls.from_tensors(module.weight, module.bias, dtype, act,
+                                out_scale)
+
+    @classmethod
+    def from_tensors(cls,
+                     weight: Tensor,
+                     bias: Optional[Tensor],
+                     dtype: torch.dtype,
+                     act: str = 'none',
+                     out_scale: Optional[Tensor] = None) -> 'LinearParams':
+        weight = weight.detach().float()
+        bias = None if bias is None else bias.detach().float()
+        if out_scale is not None:
+            scale = out_scale.detach().float().reshape(-1)
+            weight = weight * scale[:, None]
+            bias = None if bias is None else bias * scale
+        return cls(
+            weight=weight.to(dtype).contiguous(),
+            bias=None if bias is None else bias.to(dtype),
+            act=_check_activation(act))
+
+
+def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],
+                    bn: nn.modules.batchnorm._BatchNorm):
+    """Fold eval-mode BatchNorm into the preceding conv's weight and bias.
+
+    Returns:
+        tuple[Tensor, Tensor]: float32 weight and bias.
+    """
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError('fast conv: BatchNorm without running statistics '
+                         'cannot be folded')
+    inv_std = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
+    scale = inv_std
+    shift = -bn.running_mean.detach().double() * inv_std
+    if bn.affine:
+        gamma = bn.weight.detach().double()
+        scale = scale * gamma
+        shift = shift * gamma + bn.bias.detach().double()
+    new_weight = weight.double() * scale.view(-1, *([1] * (weight.dim() - 1)))
+    new_bias = shift if bias is None else bias.double() * scale + shift
+    return new_weight.float(), new_bias.float()
+
+
+def conv(x: Tensor, params: ConvParams) -> Tensor:
+    """``act(conv(x) + b)`` on a channels-last (B, C, H, W) map."""
+    return _MKLDNN._convolution_pointwise(x, params.weight, params.bias,
+                                          list(params.padding),
+                                          list(params.stride),
+                                          list(params.dilation),
+                                          params.groups, params.act, [],
+                                          _algorithm(params.act))
+
+
+def conv_add(x: Tensor, residual: Tensor, params: ConvParams) -> Tensor:
+    """``residual + conv(x) + b`` (no activation), one pass."""
+    if params.act != 'none':
+        raise ValueError('conv_add: the residual is added after the conv; '
+                         'an activation would apply to the sum')
+    return _MKLDNN._convolution_pointwise(x, residual, params.weight,
+                                          params.bias, list(params.padding),
+                                          list(params.stride),
+                                          list(params.dilation), params.groups,
+                                          'add', 1.0, None, [], None)
+
+
+def conv_transpose(x: Tensor, params: ConvParams) -> Tensor:
+    """Transposed convolution (no output padding) with fused activation.
+
+    ``params.weight`` has the ``nn.ConvTranspose2d`` layout
+    (C_in, C_out / groups, kh, kw).
+    """
+    return _MKLDNN._convolution_transpose_pointwise(
+        x, params.weight, params.bias, list(params.padding), [0, 0],
+        list(params.stride), list(params.dilation), params.groups, params.act,
+        [], _algorithm(params.act))
+
+
+def linear(x: Tensor, params: LinearParams) -> Tensor:
+    """``act(x W^T + b)`` for x (..., K)."""
+    return _MKLDNN._linear_pointwise(x, params.weight, params.bias, params.act,
+                                     [], _algorithm(params.act))
+
+
+def linear_add(x: Tensor, residual: Tensor, params: LinearParams) -> Tensor:
+    """``residual + x W^T + b`` (``residual`` is not modified)."""
+    if params.act != 'none':
+        raise ValueError('linear_add: an activation would apply to the sum')
+    # The fused binary linear op walks its bias element by element in this
+    # PyTorch version (slower than the separate in-place add).
+    return linear(x, params).add_(residual)
+
+
+def attention_keys(key: Tensor, value: Tensor,
+                   scale: float) -> Tuple[Tensor, Tensor]:
+    """Keys/values in the layout :func:`attention` reads.
+
+    Args:
+        key, value: (heads, M, d) in the working dtype.
+        scale: the softmax scale (folded into the keys).
+
+    Returns:
+        tuple[Tensor, Tensor]: float32 scaled keys (heads, M, d) and
+        values transposed to (heads, d, M), working dtype, contiguous.
+    """
+    return ((key.float() * scale).contiguous(),
+            value.transpose(-1, -2).contiguous())
+
+
+def attention(query: Tensor,
+              key: Tensor,
+              value_t: Tensor,
+              bias: Optional[Tensor] = None) -> Tensor:
+    """Softmax attention, one head at a time, in query blocks.
+
+    The scores and the softmax are float32 whatever the working dtype (the
+    bf16 path keeps them exact to float32 rounding); the probabilities are
+    cast to the values' dtype for the second product. Blocks of
+    :data:`ATTENTION_BLOCK` query rows keep the score block in cache.
+
+    Args:
+        query: (heads, N, d) queries (any float dtype).
+        key: (heads, M, d) float32 keys, pre-scaled (:func:`attention_keys`).
+        value_t: (heads, d, M) values, transposed, working dtype.
+        bias: optional (heads, N, M) additive float32 bias (rows may be
+            padded in memory).
+
+    Returns:
+        Tensor: (N, heads, d) in the dtype of ``value_t``.
+    """
+    heads, num_queries, head_dims = query.shape
+    query = query.float()
+    out = query.new_empty(num_queries, heads, head_dims, dtype=value_t.dtype)
+    for head in range(heads):
+        q_head = query[head]
+        if not q_head.is_contiguous():
+            q_head = q_head.contiguous()
+        for start in range(0, num_queries, ATTENTION_BLOCK):
+            stop = min(start + ATTENTION_BLOCK, num_queries)
+            scores = _MKLDNN._linear_pointwise(q_head[start:stop], key[head],
+                                               None, 'none', [], '')
+            if bias is not None:
+                scores += bias[head, start:stop]
+            probs = torch.softmax(scores, -1).to(value_t.dtype)
+            out[start:stop,
+                head] = _MKLDNN._linear_pointwise(probs, value_t[head], None,
+                                                  'none', [], '')
+    return out
+
+
+# --------------------------------------------------------------------------
+# FLOP formulas, so torch.utils.flop_counter.FlopCounterMode counts the
+# fused ops like the aten ops they replace (a multiply-add = 2 FLOPs).
+def _prod(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= int(s)
+    return out
+
+
+def _conv_pointwise_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    # default overload: (X, W, B, padding, ...); binary: (X, other, W, ...)
+    w_shape = args[0] if isinstance(args[2], list) else args[1]
+    return 2 * _prod(out_shape) * _prod(w_shape[1:])
+
+
+def _conv_transpose_flops(x_shape,
+                          w_shape,
+                          *args,
+                          out_shape=None,
+                          **kwargs) -> int:
+    # every input element is multiplied into C_out/groups * kh * kw outputs
+    return 2 * _prod(x_shape) * _prod(w_shape[1:])
+
+
+def _linear_pointwise_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    in_features = x_shape[-1]
+    return 2 * _prod(out_shape) * int(in_features)
+
+
+def _sdpa_cpu_flops(q_shape,
+                    k_shape,
+                    v_shape,
+                    *args,
+                    out_shape=None,
+                    **kwargs) -> int:
+    # torch's own table has no entry for the CPU flash kernel
+    batch_heads = _prod(q_shape[:-2])
+    queries, keys = int(q_shape[-2]), int(k_shape[-2])
+    return 2 * batch_heads * queries * keys * (
+        int(q_shape[-1]) + int(v_shape[-1]))
+
+
+#: ``custom_mapping`` for :class:`torch.utils.flop_counter.FlopCounterMode`.
+FLOP_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
+    _sdpa_cpu_flops,
+    _MKLDNN._convolution_pointwise: _conv_pointwise_flops,
+    _MKLDNN._convolution_transpose_pointwise: _conv_transpose_flops,
+    _MKLDNN._linear_pointwise: _linear_pointwise_flops,
+}
+
+
+def group_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """GroupNorm with one group (statistics in float32 for bf16 input)."""
+    return F.group_norm(x, 1, weight, bias, eps)
