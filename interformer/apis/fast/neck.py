@@ -156,23 +156,64 @@ class FastPoolingBlock:
 
 
 class FastPatchMerging:
-    """3x3 stride-2 unfold -> LayerNorm(9C) -> Linear (no bias)."""
+    """PatchMerging (3x3 stride-2 unfold -> LayerNorm(9C) -> Linear) as
+    one strided convolution plus per-pixel statistics.
+
+    With ``u`` the 9C-vector of a 3x3 patch (zeros outside the map), mean
+    ``m`` and standard deviation ``s``, LayerNorm weight ``g`` and bias
+    ``b`` and the linear weight ``W``::
+
+        W (g * (u - m) / s + b) = (conv(x, W*g) - m * rowsum(W*g)) / s + W b
+
+    ``conv`` is a 3x3 stride-2 convolution whose weight is ``W*g``
+    reshaped to (C_out, C, 3, 3) (the unfold order is channel-major, the
+    conv weight order). ``m`` and ``s`` come from box sums of the channel
+    sums of ``x`` and ``x^2`` (float64). This never materialises the 9x
+    wider unfolded map. Computed in float32 whatever the working dtype:
+    the subtraction would cancel bfloat16's few digits.
+    """
 
     def __init__(self, module: PatchMerging, dtype: torch.dtype) -> None:
-        self.module = module
-        self.norm = _norm_params(module.norm)
-        self.reduction = LinearParams.from_linear(module.reduction, dtype)
+        if module.kernel_size % 2 != 1:
+            raise NotImplementedError('fast PatchMerging: odd kernels only')
+        self.dtype = dtype
         self.kernel_size = module.kernel_size
         self.stride = module.stride
         self.padding = module.padding
+        self.in_channels = module.in_channels
+        self.eps = module.norm.eps
+        weight = module.reduction.weight.detach().double()  # (C_out, 9C)
+        gamma = module.norm.weight.detach().double()
+        beta = module.norm.bias.detach().double()
+        scaled = weight * gamma[None]
+        k = self.kernel_size
+        self.conv = ConvParams(
+            weight=channels_last(
+                scaled.view(-1, self.in_channels, k, k).float()),
+            bias=None,
+            stride=(self.stride, self.stride),
+            padding=(self.padding, self.padding))
+        self.row_sum = scaled.sum(1).float().view(1, -1, 1, 1)
+        self.shift = (weight @ beta).float().view(1, -1, 1, 1)
 
     def __call__(self, x: Tensor) -> Tensor:
-        out_h, out_w = self.module.output_size(*x.shape[-2:])
-        tokens = F.unfold(
-            x, self.kernel_size, padding=self.padding,
-            stride=self.stride).transpose(1, 2)
-        tokens = F.layer_norm(tokens, (tokens.shape[-1], ), *self.norm)
-        return as_map(linear(tokens, self.reduction), out_h, out_w)
+        x = x.float()
+        k, stride, pad = self.kernel_size, self.stride, self.padding
+        count = self.in_channels * k * k
+        sums = torch.cat(
+            (x.sum(1, keepdim=True, dtype=torch.float64), x.square().sum(
+                1, keepdim=True, dtype=torch.float64)), 1)
+        # box means over the k x k window, padding counted as zeros
+        means = F.avg_pool2d(
+            sums, k, stride, pad, count_include_pad=True) * (
+                k * k / count)
+        mean, mean_sq = means[:, :1], means[:, 1:]
+        inv_std = torch.rsqrt((mean_sq - mean.square()).clamp_min(0) +
+                              self.eps)
+        out = conv(channels_last(x), self.conv)
+        out = out.mul_(inv_std.float())
+        out = out.sub_((mean * inv_std).float() * self.row_sum)
+        return out.add_(self.shift).to(self.dtype)
 
 
 class FastIMSA:
