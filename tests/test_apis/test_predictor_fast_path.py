@@ -170,3 +170,21 @@ def test_unknown_path_is_rejected_and_new_weights_are_picked_up(repo_root):
     ref.set_image(image)
     ref.add_click(40, 60, True)
     np.testing.assert_allclose(after, ref.predict().prob, atol=TOL)
+
+
+def test_segmentor_accepts_cached_key_values(repo_root):
+    model = _build(repo_root, seed=5, neck=REFINE, type='ClickSegmentorZoomIn')
+    image, _ = _scene(96, 128)
+    ref = InterFormerPredictor(model, path='reference')
+    ref.set_image(image)
+    label = np.full(ref.canvas_shape, 2, np.uint8)
+    label[40:50, 60:70] = 4
+    label_t = torch.from_numpy(label)[None, None]
+    prev = torch.zeros_like(label_t, dtype=torch.bool)
+    prev[..., 30:60, 50:90] = True
+    with torch.inference_mode():
+        kv = model.image_key_values(ref.features)
+        cached = model.decode_clicks(ref.features, label_t, prev, step=2,
+                                     key_values=kv)
+        plain = model.decode_clicks(ref.features, label_t, prev, step=2)
+    assert torch.equal(cached, plain)

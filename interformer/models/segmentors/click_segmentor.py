@@ -56,20 +56,30 @@ class ClickSegmentor(EncoderDecoder):
         """
         return list(self.backbone(inputs))
 
+    def image_key_values(self, image_feats: Sequence[Tensor]) -> list:
+        """Keys/values of the neck's cross-attention blocks; they depend on
+        the image only, so they can be computed once per image and passed
+        to :meth:`decode_clicks` as ``key_values``."""
+        return self.neck.image_key_values(image_feats)
+
     def decode_neck(self,
                     image_feats: Sequence[Tensor],
                     ref_label: Tensor,
-                    roi: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+                    roi: Optional[Tensor] = None,
+                    key_values: Optional[Sequence] = None
+                    ) -> Tuple[Tensor, ...]:
         """I-MSA outputs for a reference label; see :meth:`decode_clicks`."""
         if ref_label.dim() == 3:
             ref_label = ref_label[:, None]
-        return self.neck(image_feats, ref_label, roi=roi)
+        return self.neck(image_feats, ref_label, roi=roi,
+                         key_values=key_values)
 
     def decode_clicks(self,
                       image_feats: Sequence[Tensor],
                       ref_label: Tensor,
                       prev_mask: Optional[Tensor] = None,
-                      roi: Optional[Tensor] = None) -> Tensor:
+                      roi: Optional[Tensor] = None,
+                      key_values: Optional[Sequence] = None) -> Tensor:
         """Neck + decode head for the current clicks (run per click).
 
         Args:
@@ -80,12 +90,14 @@ class ClickSegmentor(EncoderDecoder):
                 zoom-in variant derives its ROI from it).
             roi: optional (B, 4) boxes (left, up, right, bottom) in input
                 pixels; refine blocks then run only inside them.
+            key_values: optional output of :meth:`image_key_values` for
+                the same ``image_feats`` (skips that per-image work).
 
         Returns:
             Tensor: (B, 2, H/4, W/4) logits (background, foreground).
         """
         return self.decode_head(
-            list(self.decode_neck(image_feats, ref_label, roi)))
+            list(self.decode_neck(image_feats, ref_label, roi, key_values)))
 
     def upsample_logits(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """Bilinear (align_corners=False) resize of (B, 2, h, w) logits to

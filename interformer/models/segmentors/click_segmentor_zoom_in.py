@@ -163,7 +163,8 @@ class ClickSegmentorZoomIn(ClickSegmentor):
                       ref_label: Tensor,
                       prev_mask: Optional[Tensor] = None,
                       roi: Optional[Tensor] = None,
-                      step: Optional[int] = None) -> Tensor:
+                      step: Optional[int] = None,
+                      key_values: Optional[Sequence] = None) -> Tensor:
         """As :meth:`ClickSegmentor.decode_clicks`, with the ROI derived
         from ``prev_mask`` when ``roi`` is not given.
 
@@ -174,4 +175,5 @@ class ClickSegmentorZoomIn(ClickSegmentor):
         if roi is None and prev_mask is not None and (
                 step is None or step >= self.zoom_cfg['zoom_in_start_step']):
             roi = self.compute_roi(image_feats, ref_label, prev_mask)
-        return super().decode_clicks(image_feats, ref_label, roi=roi)
+        return super().decode_clicks(
+            image_feats, ref_label, roi=roi, key_values=key_values)
