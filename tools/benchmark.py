@@ -11,6 +11,13 @@ robot user's own time per click, FLOPs per click, the achieved GFLOP/s and
 its fraction of the machine's GEMM ceiling (torch.mm / oneDNN, measured in
 the same run), speed-ups over ``reference`` and the largest logit
 difference to it. See ``interformer/benchmark`` for the definitions.
+
+    python tools/benchmark.py --quality CONFIG [CHECKPOINT] \
+        [--data-root data/GrabCut] [--protocol official]
+
+compares the opt-in bf16 path with fp32 on the GrabCut click test instead:
+mean IoU between the bf16 and fp32 masks over all clicks (same reference
+labels) and NoC@85/90 of both.
 """
 import argparse
 import sys
@@ -60,6 +67,19 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the records to this file')
     parser.add_argument(
+        '--quality',
+        nargs='+',
+        metavar='CONFIG/CHECKPOINT',
+        help='bf16-vs-fp32 quality on the GrabCut click test of this model')
+    parser.add_argument(
+        '--protocol',
+        default='official',
+        help='click-test protocol of --quality')
+    parser.add_argument(
+        '--num-instances',
+        type=int,
+        help='--quality: first N GrabCut objects only')
+    parser.add_argument(
         '--in-process',
         action='store_true',
         help='no subprocess per job (peak memory is then '
@@ -67,8 +87,43 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def quality(args) -> None:
+    """--quality: bf16 vs fp32 on the GrabCut click test."""
+    import json
+
+    import torch
+
+    from interformer.apis import init_model
+    from interformer.benchmark.precision import compare_precisions
+    from interformer.benchmark.scenario import default_data_root
+    from interformer.datasets.click_eval import GrabCutDataset
+    from interformer.evaluation import resolve_config_and_checkpoint
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        config, checkpoint = resolve_config_and_checkpoint(args.quality)
+    except ValueError as err:
+        sys.exit(f'benchmark --quality: {err}')
+    root = args.data_root or default_data_root()
+    if root is None:
+        sys.exit('benchmark --quality: GrabCut not found; pass --data-root')
+    dataset = GrabCutDataset(root)
+    count = len(dataset) if args.num_instances is None else min(
+        args.num_instances, len(dataset))
+    model = init_model(config, checkpoint)
+    result = compare_precisions(model, dataset, args.protocol, args.seed,
+                                range(count))
+    print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.quality:
+        quality(args)
+        return
     try:
         sizes = [parse_size(s) for s in args.sizes]
     except ValueError as err:

@@ -184,7 +184,39 @@ def test_segmentor_accepts_cached_key_values(repo_root):
     prev[..., 30:60, 50:90] = True
     with torch.inference_mode():
         kv = model.image_key_values(ref.features)
-        cached = model.decode_clicks(ref.features, label_t, prev, step=2,
-                                     key_values=kv)
+        cached = model.decode_clicks(
+            ref.features, label_t, prev, step=2, key_values=kv)
         plain = model.decode_clicks(ref.features, label_t, prev, step=2)
     assert torch.equal(cached, plain)
+
+
+def test_fast_encoder_gathers_the_bias_of_grids_over_the_cache_budget():
+    from interformer.apis.fast import FastMAEEncoder
+    from interformer.models.backbones import MAEWithSimpleFPN
+    torch.manual_seed(0)
+    kwargs = dict(
+        img_size=64,
+        embed_dims=64,
+        num_layers=2,
+        num_heads=2,
+        out_dims=(8, 8, 8, 8),
+        init_cfg=None)
+    outputs = {}
+    for budget in (100, 0.001):  # cached / gathered block by block
+        torch.manual_seed(0)
+        backbone = MAEWithSimpleFPN(**kwargs, bias_cache_mb=budget).eval()
+        with torch.no_grad():
+            for name, param in backbone.named_parameters():
+                if 'relative_position_bias_table' in name:
+                    param.normal_(0, 1)
+        x = torch.randn(
+            1, 3, 160, 224, generator=torch.Generator().manual_seed(1))
+        with torch.inference_mode():
+            ref = backbone(x)
+            fast = FastMAEEncoder(backbone, torch.float32)(x)
+        assert (len(backbone.layers[0].attn.bias_cache) == 1) == (budget > 1)
+        for a, b in zip(ref, fast):
+            torch.testing.assert_close(b, a, atol=TOL, rtol=0)
+        outputs[budget] = fast
+    for a, b in zip(*outputs.values()):
+        torch.testing.assert_close(a, b, atol=TOL, rtol=0)

@@ -6,9 +6,12 @@ projection fused with the layer scale and the residual, the first FFN layer
 fused with its (erf) GELU, the second fused with the layer scale and the
 residual; attention in float32 scores (:func:`~.ops.attention`). The
 relative-position bias for the input's token grid comes from the backbone's
-own per-grid cache (float32, bounded in memory).
+own per-grid cache (float32) when it fits the cache's memory budget; for
+larger grids it is gathered from the bias table block by block inside the
+attention (:class:`~.ops.GatheredBias`), so no (heads, N, N) matrix is
+built at all.
 """
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,8 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...models.backbones import MAEWithSimpleFPN
-from .ops import (ConvParams, LinearParams, attention, attention_keys,
-                  channels_last, conv, conv_transpose, linear, linear_add)
+from ...models.backbones.flexible_pos import resize_rel_pos_index
+from .ops import (ConvParams, GatheredBias, LinearParams, attention,
+                  attention_keys, channels_last, conv, conv_transpose, linear,
+                  linear_add)
 
 __all__ = ['FastMAEEncoder']
 
@@ -122,6 +127,31 @@ class FastMAEEncoder:
             _FastViTLayer(layer, dtype) for layer in backbone.layers
         ]
         self.fpn = [_fpn_branch(b, dtype) for b in backbone.fpn.rescale_ops]
+        first = backbone.layers[0].attn.relative_position_index
+        self._shared_index = all(
+            torch.equal(layer.attn.relative_position_index, first)
+            for layer in backbone.layers)
+        self._index, self._index_grid = None, None
+
+    def _biases(self, hw_shape: Tuple[int, int]) -> list:
+        """Per-layer relative bias: cached dense tensors when the grid fits
+        the backbone's cache budget, :class:`GatheredBias` otherwise."""
+        attns = [layer.attn for layer in self.layers]
+        if all(a._fits_cache(hw_shape) for a in attns):
+            return [a.rel_pos_bias(hw_shape) for a in attns]
+        if self._index_grid != hw_shape:
+            self._index, self._index_grid = None, None  # free the old one
+            self._index = [
+                resize_rel_pos_index(a.relative_position_index, a.window_size,
+                                     hw_shape)
+                for a in attns[:1 if self._shared_index else len(attns)]
+            ]
+            self._index_grid = hw_shape
+        return [
+            GatheredBias(a.relative_position_bias_table,
+                         self._index[i if len(self._index) > 1 else 0])
+            for i, a in enumerate(attns)
+        ]
 
     @torch.inference_mode()
     def __call__(self, inputs: Tensor) -> List[Tensor]:
@@ -136,9 +166,8 @@ class FastMAEEncoder:
         hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
         x = torch.cat((backbone.cls_token.float(), tokens), dim=1)
         x = (x + backbone.pos_embed_for(hw_shape)).to(self.dtype)
-        for layer in self.layers:
-            # float32, from the backbone's bounded per-grid cache
-            x = layer(x, layer.attn.rel_pos_bias(hw_shape))
+        for layer, bias in zip(self.layers, self._biases(hw_shape)):
+            x = layer(x, bias)
         grid = x[:, 1:].reshape(1, hw_shape[0], hw_shape[1], -1)
         grid = channels_last(grid.permute(0, 3, 1, 2))
         return [_run_branch(grid, steps) for steps in self.fpn]

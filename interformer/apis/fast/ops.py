@@ -22,8 +22,8 @@ from torch import Tensor
 
 __all__ = [
     'ConvParams', 'LinearParams', 'conv', 'conv_add', 'linear', 'linear_add',
-    'attention', 'attention_keys', 'conv_transpose', 'channels_last',
-    'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available'
+    'attention', 'attention_keys', 'GatheredBias', 'conv_transpose',
+    'channels_last', 'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available'
 ]
 
 _MKLDNN = torch.ops.mkldnn
@@ -227,10 +227,31 @@ def attention_keys(key: Tensor, value: Tensor,
             value.transpose(-1, -2).contiguous())
 
 
+class GatheredBias:
+    """A relative-position bias gathered block by block, never stored.
+
+    ``bias[h, i, j] = table[index[i, j], h]``; :func:`attention` gathers
+    the rows of the current query block only, so the (heads, N, N) matrix
+    (hundreds of MB per layer for large images) is never materialised.
+
+    Args:
+        table: (num_relative_positions, heads) bias table.
+        index: (N, N) int64 indices into the table.
+    """
+
+    def __init__(self, table: Tensor, index: Tensor) -> None:
+        self.table_t = table.detach().float().t().contiguous()
+        self.index = index
+
+    def rows(self, head: int, start: int, stop: int) -> Tensor:
+        """Bias rows ``start:stop`` of ``head``: (stop - start, N)."""
+        return self.table_t[head][self.index[start:stop]]
+
+
 def attention(query: Tensor,
               key: Tensor,
               value_t: Tensor,
-              bias: Optional[Tensor] = None) -> Tensor:
+              bias=None) -> Tensor:
     """Softmax attention, one head at a time, in query blocks.
 
     The scores and the softmax are float32 whatever the working dtype (the
@@ -242,8 +263,8 @@ def attention(query: Tensor,
         query: (heads, N, d) queries (any float dtype).
         key: (heads, M, d) float32 keys, pre-scaled (:func:`attention_keys`).
         value_t: (heads, d, M) values, transposed, working dtype.
-        bias: optional (heads, N, M) additive float32 bias (rows may be
-            padded in memory).
+        bias: optional additive float32 bias: a (heads, N, M) tensor (rows
+            may be padded in memory) or a :class:`GatheredBias`.
 
     Returns:
         Tensor: (N, heads, d) in the dtype of ``value_t``.
@@ -259,7 +280,9 @@ def attention(query: Tensor,
             stop = min(start + ATTENTION_BLOCK, num_queries)
             scores = _MKLDNN._linear_pointwise(q_head[start:stop], key[head],
                                                None, 'none', [], '')
-            if bias is not None:
+            if isinstance(bias, GatheredBias):
+                scores += bias.rows(head, start, stop)
+            elif bias is not None:
                 scores += bias[head, start:stop]
             probs = torch.softmax(scores, -1).to(value_t.dtype)
             out[start:stop,
