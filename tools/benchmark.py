@@ -80,6 +80,11 @@ def parse_args(argv=None):
         type=int,
         help='--quality: first N GrabCut objects only')
     parser.add_argument(
+        '--num-seeds',
+        type=int,
+        default=1,
+        help='--quality: click tests per precision (NoC averaged)')
+    parser.add_argument(
         '--in-process',
         action='store_true',
         help='no subprocess per job (peak memory is then '
@@ -111,8 +116,13 @@ def quality(args) -> None:
     count = len(dataset) if args.num_instances is None else min(
         args.num_instances, len(dataset))
     model = init_model(config, checkpoint)
-    result = compare_precisions(model, dataset, args.protocol, args.seed,
-                                range(count))
+    result = compare_precisions(
+        model,
+        dataset,
+        args.protocol,
+        args.seed,
+        range(count),
+        num_seeds=args.num_seeds)
     print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, 'w') as f:

@@ -72,6 +72,7 @@ class BenchmarkSettings:
 @dataclass
 class _ClickRun:
     click_s: List[float] = field(default_factory=list)
+    click_cpu_s: List[float] = field(default_factory=list)
     robot_s: List[float] = field(default_factory=list)
     ref_labels: List[np.ndarray] = field(default_factory=list)
 
@@ -107,14 +108,17 @@ def _click_loop(predictor, gt: np.ndarray, num_clicks: int, warmup: int,
             clicks = [None] * MAX_CLICKS_PER_OBJECT
             continue
         clicks.append(click)
+        cpu = time.process_time()
         predictor.add_click(click.y, click.x, click.is_positive)
         pred = predictor.predict().mask
         answered = time.perf_counter()
+        cpu = time.process_time() - cpu
         iou(gt, pred)
         scored = time.perf_counter()
         total += 1
         if total > warmup:
             run.click_s.append(answered - placed)
+            run.click_cpu_s.append(cpu)
             run.robot_s.append((placed - start) + (scored - answered))
         if len(run.ref_labels) < keep_labels:
             run.ref_labels.append(predictor.reference_label())
@@ -169,6 +173,9 @@ def measure_path(name: str,
         click_ms_median=clicks.median_ms,
         click_ms_p90=clicks.p90_ms,
         click_ms_mean=clicks.mean_ms,
+        # process CPU time (all threads): equals the wall time on one
+        # thread; shows contention from other processes on a busy machine
+        click_cpu_ms_median=summarize_times(run.click_cpu_s).median_ms,
         num_clicks=clicks.count,
         robot_ms_median=robot.median_ms,
         robot_ms_p90=robot.p90_ms,
