@@ -143,7 +143,7 @@ class FastMAEEncoder:
             self._index, self._index_grid = None, None  # free the old one
             self._index = [
                 resize_rel_pos_index(a.relative_position_index, a.window_size,
-                                     hw_shape)
+                                     hw_shape).to(torch.int32)
                 for a in attns[:1 if self._shared_index else len(attns)]
             ]
             self._index_grid = hw_shape
