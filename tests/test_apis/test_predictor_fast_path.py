@@ -12,6 +12,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from interformer.apis import InterFormerPredictor
 from interformer.apis.fast import onednn_available
@@ -220,3 +221,20 @@ def test_fast_encoder_gathers_the_bias_of_grids_over_the_cache_budget():
         outputs[budget] = fast
     for a, b in zip(*outputs.values()):
         torch.testing.assert_close(a, b, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize('size, out', [((64, 96), (16, 24)),
+                                       ((60, 90), (16, 24))])
+def test_click_embedding_at_stride_4_equals_full_resolution(size, out):
+    from interformer.apis.fast import embed_reference_label
+    gen = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 5, (2, *size), generator=gen, dtype=torch.uint8)
+    table = torch.randn(5, 8, generator=gen)
+    full = F.interpolate(
+        F.embedding(label.long(), table).permute(0, 3, 1, 2),
+        size=out,
+        mode='bilinear',
+        align_corners=False)
+    fast = embed_reference_label(label, table, out)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=0)

@@ -5,8 +5,9 @@ copied once); every map is a channels-last (1, C, H, W) tensor, which is
 also the (1, H*W, C) token layout the attention and linear layers use, so
 switching between the two costs nothing. Per block:
 
-* attention: GroupNorm -> query Linear -> ``scaled_dot_product_attention``
-  against the pooled keys/values -> output Linear fused with the residual;
+* attention: GroupNorm -> query Linear -> softmax attention against the
+  pooled keys/values (:func:`~.ops.attention`: float32 scores, query
+  blocks) -> output Linear + residual;
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three oneDNN calls instead of eight passes).
 
@@ -64,17 +65,16 @@ def embed_reference_label(ref_label: Tensor, table: Tensor,
     """
     batch, height, width = ref_label.shape
     out_h, out_w = size
-    codes = ref_label.long()
     if height == EMBED_STRIDE * out_h and width == EMBED_STRIDE * out_w:
-        top, bottom = codes[:, 1::4], codes[:, 2::4]
+
+        def tap(row: int, col: int) -> Tensor:
+            return F.embedding(ref_label[:, row::4, col::4].long(), table)
+
         # pairs along the width first, as in the bilinear kernel
-        row_top = F.embedding(top[:, :, 1::4], table) + F.embedding(
-            top[:, :, 2::4], table)
-        row_bottom = F.embedding(bottom[:, :, 1::4], table) + F.embedding(
-            bottom[:, :, 2::4], table)
-        emb = (row_top + row_bottom) * 0.25  # (B, h, w, C)
-        return emb.permute(0, 3, 1, 2)
-    one_hot = F.one_hot(codes, table.shape[0]).permute(0, 3, 1, 2).float()
+        emb = ((tap(1, 1) + tap(1, 2)) + (tap(2, 1) + tap(2, 2))) * 0.25
+        return emb.permute(0, 3, 1, 2)  # (B, h, w, C) -> channels-last
+    one_hot = F.one_hot(ref_label.long(), table.shape[0]).permute(0, 3, 1,
+                                                                  2).float()
     weights = F.interpolate(
         one_hot, size=size, mode='bilinear', align_corners=False)
     emb = torch.einsum('bkhw,kc->bhwc', weights, table)
