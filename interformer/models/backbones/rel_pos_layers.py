@@ -64,13 +64,13 @@ class RelPosMAEAttention(MAEAttention):
                                      self.window_size, hw_shape)
         num_tokens = index.shape[0]
         table = self.relative_position_bias_table
-        # (N, N, heads) -> (heads, N, N) stored with an aligned row stride.
+        # One gather straight into (heads, N, N) with an aligned row stride:
+        # the index rows are padded (with entry 0) to the aligned length and
+        # the padding columns are sliced off. int32 indices gather fastest.
         padded = num_tokens + (-num_tokens) % MASK_ALIGNMENT
-        bias = table.new_empty(table.shape[1], num_tokens, padded)
-        bias = bias[..., :num_tokens]
-        bias.copy_(table[index.reshape(-1)].view(num_tokens, num_tokens,
-                                                 -1).permute(2, 0, 1))
-        return bias
+        index = F.pad(index.to(torch.int32), (0, padded - num_tokens))
+        bias = torch.index_select(table.t(), 1, index.reshape(-1))
+        return bias.view(-1, num_tokens, padded)[..., :num_tokens]
 
     def rel_pos_bias(self, hw_shape: Sequence[int]) -> Tensor:
         """Relative-position bias for a token grid.
