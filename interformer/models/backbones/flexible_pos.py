@@ -167,12 +167,18 @@ class ResizeCache:
 
     Args:
         max_entries: Number of token grids kept; 0 disables the cache.
+        max_bytes: Total size of the kept tensors; least recently used
+            entries are dropped to stay under it, and a tensor larger than
+            it is not stored. None: no limit.
     """
 
-    def __init__(self, max_entries: int = 1) -> None:
+    def __init__(self,
+                 max_entries: int = 1,
+                 max_bytes: Optional[int] = None) -> None:
         if max_entries < 0:
             raise ValueError(f'max_entries must be >= 0, got {max_entries}')
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._entries: 'OrderedDict[Hashable, tuple]' = OrderedDict()
 
     def __len__(self) -> int:
@@ -192,12 +198,24 @@ class ResizeCache:
     def put(self, key: Hashable, stamp: Tuple[Any, ...],
             value: Tensor) -> None:
         """Store ``value``; evicts the least recently used entry if full."""
-        if self.max_entries == 0:
+        if self.max_entries == 0 or (self.max_bytes is not None and
+                                     _nbytes(value) > self.max_bytes):
             return
         self._entries[key] = (stamp, value)
         self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
+        while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self.nbytes > self.max_bytes):
             self._entries.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        """Total size of the stored tensors."""
+        return sum(_nbytes(value) for _, value in self._entries.values())
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _nbytes(tensor: Tensor) -> int:
+    """Bytes of the storage a tensor keeps alive."""
+    return tensor.untyped_storage().nbytes()

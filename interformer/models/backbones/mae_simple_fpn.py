@@ -58,9 +58,10 @@ class MAEWithSimpleFPN(MAE):
             cached bias costs ``heads * N^2 * 4`` bytes per layer with
             ``N = 1 + h*w`` (about 0.6 GB for ViT-B and 1.6 GB for ViT-L at
             512x512, 5.4 GB / 14.5 GB at 768x1024); ``train()`` empties it.
-        bias_cache_mb: Memory budget of that bias cache, all layers
-            together: a token grid whose biases would exceed it is not
-            cached (its bias is gathered again at every forward).
+        bias_cache_mb: Memory budget of that bias cache, all layers and
+            grids together: least recently used grids are dropped to stay
+            under it, and a grid whose biases alone exceed it is not cached
+            (its bias is gathered again at every forward).
         norm_eval: Keep the LayerNorms in eval mode while training.
         pretrained: Path of an MAE checkpoint (deprecated; use init_cfg).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official
@@ -83,7 +84,7 @@ class MAEWithSimpleFPN(MAE):
                  rescales: Sequence[float] = (4, 2, 1, 0.5),
                  norm_eps: float = 1e-6,
                  fpn_norm_cfg: dict = dict(type='GN', num_groups=1),
-                 cache_size: int = 1,
+                 cache_size: int = 4,
                  bias_cache_mb: float = 3072,
                  norm_eval: bool = False,
                  pretrained: Optional[str] = None,

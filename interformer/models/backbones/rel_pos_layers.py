@@ -35,9 +35,10 @@ class RelPosMAEAttention(MAEAttention):
     Args:
         cache_size: Token grids whose resized bias is kept for inference
             (used only while autograd is disabled); 0 disables caching.
-        cache_max_bytes: Largest bias (``heads * N * N`` values) that is
-            cached; a bigger one is rebuilt at every forward. None: no
-            limit.
+        cache_max_bytes: Memory budget of the cached biases
+            (``heads * N * N`` values each): least recently used grids are
+            dropped to stay under it; a grid whose bias alone exceeds it is
+            rebuilt at every forward. None: no limit.
         **kwargs: Arguments of mmseg's ``BEiTAttention`` (``embed_dims``,
             ``num_heads``, ``window_size``, ``bias``, ...).
     """
@@ -54,7 +55,7 @@ class RelPosMAEAttention(MAEAttention):
         if self.bias == 'qv_bias':
             raise ValueError('RelPosMAEAttention needs a full qkv bias '
                              "(bias=True/False), not 'qv_bias'")
-        self.bias_cache = ResizeCache(cache_size)
+        self.bias_cache = ResizeCache(cache_size, cache_max_bytes)
         self.cache_max_bytes = cache_max_bytes
 
     def compute_bias(self, hw_shape: Sequence[int]) -> Tensor:

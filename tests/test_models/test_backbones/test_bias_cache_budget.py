@@ -37,3 +37,26 @@ def test_biases_over_budget_are_not_cached(budget_mb, cached):
 def test_budget_must_not_be_negative():
     with pytest.raises(ValueError, match='bias_cache_mb'):
         MAEWithSimpleFPN(**TINY, bias_cache_mb=-1)
+
+
+def test_resize_cache_evicts_to_stay_under_its_byte_budget():
+    from interformer.models.backbones.flexible_pos import ResizeCache
+    cache = ResizeCache(max_entries=4, max_bytes=1000)
+    stamp = ('s', )
+    cache.put('a', stamp, torch.zeros(100))  # 400 bytes
+    cache.put('b', stamp, torch.zeros(100))
+    assert len(cache) == 2 and cache.nbytes == 800
+    cache.put('c', stamp, torch.zeros(100))  # 1200 > 1000: drop 'a'
+    assert cache.get('a', stamp) is None
+    assert cache.get('b', stamp) is not None and len(cache) == 2
+    cache.put('big', stamp, torch.zeros(300))  # alone over the budget
+    assert cache.get('big', stamp) is None and len(cache) == 2
+
+
+def test_several_grids_are_cached_within_the_budget():
+    torch.manual_seed(0)
+    model = MAEWithSimpleFPN(**TINY, cache_size=4, bias_cache_mb=100).eval()
+    with torch.no_grad():
+        for size in ((96, 128), (128, 96), (96, 128)):
+            model(torch.randn(1, 3, *size))
+    assert len(model.layers[0].attn.bias_cache) == 2
