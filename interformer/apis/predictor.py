@@ -347,9 +347,14 @@ class InterFormerPredictor:
         """(Re)build the fused copy when the model's weights changed.
 
         The fast path copies the weights it transforms; loading new weights
-        into ``self.model`` is picked up at the next :meth:`set_image`.
+        into ``self.model`` (or patching its methods) is picked up at the
+        next :meth:`set_image`.
         """
-        stamp = _weights_stamp(self.model)
+        methods = tuple(
+            getattr(type(self.model), name, None)
+            for name in ('extract_image_feats', 'decode_clicks',
+                         'decode_neck'))
+        stamp = (_weights_stamp(self.model), methods)
         if stamp != self._weights_stamp:
             self._encoder, self._decoder = build_fast_path(
                 self.model, self.precision, self.device)
