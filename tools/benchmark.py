@@ -25,8 +25,9 @@ import sys
 from interformer.benchmark.run import PATH_SETTINGS, BenchmarkSettings
 from interformer.benchmark.scenario import MODEL_CONFIGS
 from interformer.benchmark.suite import (DEFAULT_MODELS, DEFAULT_PATHS,
-                                         DEFAULT_SIZES, format_table,
-                                         parse_size, run_benchmark, write_json)
+                                         DEFAULT_SIZES, format_markdown,
+                                         format_table, parse_size,
+                                         run_benchmark, write_json)
 
 
 def parse_args(argv=None):
@@ -66,6 +67,10 @@ def parse_args(argv=None):
     parser.add_argument('--image-index', type=int, default=0)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='write the records to this file')
+    parser.add_argument(
+        '--markdown',
+        action='store_true',
+        help='also print the table in Markdown (README)')
     parser.add_argument(
         '--quality',
         nargs='+',
@@ -165,6 +170,9 @@ def main(argv=None):
         progress=progress)
     print('=== all jobs ===')
     print(format_table(records))
+    if args.markdown:
+        print()
+        print(format_markdown(records))
     if args.json:
         write_json(records, args.json)
         print(f'records written to {args.json}')

@@ -16,7 +16,7 @@ from .run import BenchmarkSettings, run_job
 
 __all__ = [
     'DEFAULT_SIZES', 'DEFAULT_MODELS', 'DEFAULT_PATHS', 'run_benchmark',
-    'format_table', 'write_json', 'parse_size'
+    'format_table', 'format_markdown', 'write_json', 'parse_size'
 ]
 
 DEFAULT_MODELS = ('light', 'tiny')
@@ -135,6 +135,30 @@ def format_table(records: Sequence[dict]) -> str:
         if values:
             lines.append(f'load average during the run: '
                          f'{min(values):.1f}-{max(values):.1f}')
+    return '\n'.join(lines)
+
+
+def format_markdown(records: Sequence[dict]) -> str:
+    """The main columns as a Markdown table (for the README)."""
+    header = ('model', 'image', 'path', 'encoder s', 'click ms (median / '
+              'p90)', 'robot ms', 'GFLOP/click', 'GFLOP/s (% GEMM / % '
+              'oneDNN)', 'speed-up enc / click', 'max abs logit diff')
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '|' + '---|' * len(header),
+    ]
+    for r in records:
+        size = 'x'.join(str(s) for s in r['image_size'])
+        speed = (f"{_fmt(r.get('speedup_encoder'), '.2f')} / "
+                 f"{_fmt(r.get('speedup_click'), '.2f')}")
+        rate = (f"{r['click_gflops_per_s']:.0f} "
+                f"({100 * r['click_frac_gemm']:.0f} / "
+                f"{100 * r['click_frac_onednn']:.0f})")
+        cells = (r['model'], size, r['path'], f"{r['encoder_s']:.2f}",
+                 f"{r['click_ms_median']:.1f} / {r['click_ms_p90']:.1f}",
+                 f"{r['robot_ms_median']:.1f}", f"{r['click_gflops']:.2f}",
+                 rate, speed, f"{r['max_abs_diff']:.1e}")
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 

@@ -152,3 +152,12 @@ def test_tool_rejects_bad_sizes(repo_root):
                           timeout=120)
     assert proc.returncode != 0
     assert 'HxW' in proc.stderr
+
+
+@needs_onednn
+def test_markdown_table(debug_records):
+    from interformer.benchmark.suite import format_markdown
+    lines = format_markdown(debug_records).splitlines()
+    assert len(lines) == 2 + len(debug_records)
+    assert all(line.startswith('|') and line.endswith('|') for line in lines)
+    assert '| debug | 96x128 | fast |' in lines[3]
