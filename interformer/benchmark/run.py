@@ -10,9 +10,11 @@ For every path (``reference``, ``fast``, ``bf16``) the same scenario runs:
    predictor answers (``add_click`` + ``predict``: reference-label update,
    neck + head, upsampling, mask, probability) -- ``click_ms``. Objects
    restart after 20 clicks until enough clicks are timed after warm-up;
-3. FLOPs of one encoder pass and of one click (torch's FLOP counter,
-   including the fused oneDNN ops), and the largest absolute logit
-   difference to the reference path on the reference path's own
+3. FLOPs of one encoder pass (``set_image``: for the fast paths this
+   includes the per-image keys/values of the cross-attention blocks, which
+   the reference path recomputes at every click) and of one click (torch's
+   FLOP counter, including the fused oneDNN ops), and the largest absolute
+   logit difference to the reference path on the reference path's own
    reference labels (teacher-forced, so every path sees the same input).
 
 The machine's ceiling (large GEMMs, fp32 and bf16, through MKL and
