@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from ..interaction import (add_click_disk, new_reference_label,
-                           update_by_prediction)
+from ..interaction import (NUM_REF_STATES, add_click_disk,
+                           new_reference_label, update_by_prediction)
 from .fast import build_fast_path
 from .inference import init_model
 
@@ -282,7 +282,7 @@ class InterFormerPredictor:
             prev_mask = None
         else:
             prev = self._steps[index - 1]
-            ref = update_by_prediction(prev.ref_label, prev.mask)
+            ref = _update_by_prediction(prev.ref_label, prev.mask)
             prev_mask = prev.mask
         if self._clicks[index] is not None:
             y, x, positive = self._clicks[index]
@@ -374,6 +374,26 @@ class InterFormerPredictor:
         if self._features is None:
             raise RuntimeError('no image set: call set_image(image) before '
                                'adding clicks or predicting')
+
+
+def _reference_update_table() -> np.ndarray:
+    """``update_by_prediction`` tabulated: entry ``5 * fg + code``."""
+    codes = np.arange(NUM_REF_STATES, dtype=np.uint8)
+    return np.concatenate([
+        update_by_prediction(codes, np.zeros(NUM_REF_STATES, bool)),
+        update_by_prediction(codes, np.ones(NUM_REF_STATES, bool))
+    ]).astype(np.uint8)
+
+
+_UPDATE_TABLE = _reference_update_table()
+
+
+def _update_by_prediction(ref_label: np.ndarray,
+                          mask: np.ndarray) -> np.ndarray:
+    """:func:`update_by_prediction` for uint8 codes and a bool mask, as a
+    table lookup (one pass instead of six)."""
+    index = mask.view(np.uint8) * np.uint8(NUM_REF_STATES) + ref_label
+    return np.take(_UPDATE_TABLE, index)
 
 
 def _weights_stamp(model: torch.nn.Module) -> tuple:
