@@ -2,15 +2,17 @@
 
 Every heavy layer of the fast path is one oneDNN call through PyTorch's
 ``torch.ops.mkldnn`` pointwise-fusion ops (the ones ``torch.compile`` uses
-on CPU): a convolution or linear layer with its bias, activation and
-residual addition in one pass over memory, on channels-last maps. These
+on CPU): a convolution with its bias, activation and residual addition in
+one pass over memory, a linear layer with its bias and activation, on
+channels-last maps / token rows. These
 calls run eagerly (no compilation, any input size) and use the CPU's widest
 vector units: on AMD CPUs, where MKL's fp32 GEMM falls back to AVX2, oneDNN
 runs fp32 layers about twice as fast as ``torch.nn.functional.linear``.
 
 Weights are prepared once (:class:`ConvParams`, :class:`LinearParams`):
 eval-mode BatchNorm folded in, channels-last layout, the working dtype
-(float32, or bfloat16 for the opt-in bf16 path).
+(float32, or bfloat16 for the opt-in bf16 path). :func:`attention` is the
+softmax attention of both the encoder and the neck.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -347,8 +349,3 @@ FLOP_FORMULAS = {
     _MKLDNN._convolution_transpose_pointwise: _conv_transpose_flops,
     _MKLDNN._linear_pointwise: _linear_pointwise_flops,
 }
-
-
-def group_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-    """GroupNorm with one group (statistics in float32 for bf16 input)."""
-    return F.group_norm(x, 1, weight, bias, eps)
