@@ -322,6 +322,11 @@ class InterFormerPredictor:
         if ref_label.shape != tuple(self._canvas_shape):
             raise ValueError(f'ref_label must have the canvas shape '
                              f'{self._canvas_shape}, got {ref_label.shape}')
+        if ref_label.size and (ref_label.min() < 0
+                               or ref_label.max() >= NUM_REF_STATES):
+            raise ValueError(f'ref_label codes must be in [0, '
+                             f'{NUM_REF_STATES}), got values in '
+                             f'[{ref_label.min()}, {ref_label.max()}]')
         return self._decode(ref_label.astype(np.uint8), prev_mask,
                             step).cpu()
 

@@ -248,3 +248,15 @@ def test_tabulated_reference_update_equals_the_rule():
     mask = rng.random((37, 53)) > 0.5
     assert np.array_equal(
         _update_by_prediction(label, mask), update_by_prediction(label, mask))
+
+
+def test_decode_logits_checks_its_label(repo_root):
+    fast = InterFormerPredictor(_build(repo_root), path='fast')
+    image, _ = _scene()
+    fast.set_image(image)
+    with pytest.raises(ValueError, match='canvas shape'):
+        fast.decode_logits(np.zeros((10, 10), np.uint8))
+    bad = np.full(fast.canvas_shape, 2, np.uint8)
+    bad[0, 0] = 7
+    with pytest.raises(ValueError, match='codes'):
+        fast.decode_logits(bad)
