@@ -95,25 +95,35 @@ def _fmt(value, spec: str) -> str:
 
 
 def format_table(records: Sequence[dict]) -> str:
-    """A plain-text table of the records (one line per path)."""
-    header = ('model', 'size', 'path', 'enc s', 'enc x', 'click ms', 'p90',
-              'click x', 'robot ms', 'GF/click', 'GF/s', '%gemm', '%dnnl',
-              'max|dlogit|', 'peak MB', 'thr')
+    """A plain-text table of the records (one line per path).
+
+    ``cpu`` columns are the process CPU time (equal to the wall time on one
+    thread unless other processes compete for the core).
+    """
+    header = ('model', 'size', 'path', 'enc s', 'cpu', 'enc x', 'click ms',
+              'p90', 'cpu', 'click x', 'robot ms', 'GF/click', 'GF/s',
+              '%gemm', '%dnnl', 'max|dlogit|', 'peak MB', 'thr')
     rows = []
     for r in records:
         size = 'x'.join(str(s) for s in r['image_size'])
-        rows.append((r['model'], size, r['path'], _fmt(r['encoder_s'], '.2f'),
-                     _fmt(r.get('speedup_encoder'),
-                          '.2f'), _fmt(r['click_ms_median'],
-                                       '.1f'), _fmt(r['click_ms_p90'], '.1f'),
-                     _fmt(r.get('speedup_click'),
-                          '.2f'), _fmt(r['robot_ms_median'],
-                                       '.2f'), _fmt(r['click_gflops'], '.2f'),
-                     _fmt(r.get('click_gflops_per_s'),
-                          '.0f'), _fmt(100 * r['click_frac_gemm'], '.0f'),
-                     _fmt(100 * r['click_frac_onednn'],
-                          '.0f'), _fmt(r['max_abs_diff'], '.1e'),
-                     _fmt(r.get('peak_rss_mb'), '.0f'), str(r['threads'])))
+        rows.append((
+            r['model'], size, r['path'],
+            _fmt(r['encoder_s'], '.2f'),
+            _fmt(r.get('encoder_cpu_s'), '.2f'),
+            _fmt(r.get('speedup_encoder'), '.2f'),
+            _fmt(r['click_ms_median'], '.1f'),
+            _fmt(r['click_ms_p90'], '.1f'),
+            _fmt(r.get('click_cpu_ms_median'), '.1f'),
+            _fmt(r.get('speedup_click'), '.2f'),
+            _fmt(r['robot_ms_median'], '.2f'),
+            _fmt(r['click_gflops'], '.2f'),
+            _fmt(r.get('click_gflops_per_s'), '.0f'),
+            _fmt(100 * r['click_frac_gemm'], '.0f'),
+            _fmt(100 * r['click_frac_onednn'], '.0f'),
+            _fmt(r['max_abs_diff'], '.1e'),
+            _fmt(r.get('peak_rss_mb'), '.0f'),
+            str(r['threads']),
+        ))
     widths = [
         max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
         for i, h in enumerate(header)
