@@ -64,15 +64,17 @@ class FastUPerHead:
             self.ppm_convs.append(_conv_module(conv_module, dtype))
         self.bottleneck = _conv_module(head.bottleneck, dtype)
         self.fpn_bottleneck = _conv_module(head.fpn_bottleneck, dtype)
-        self.cls = ConvParams.from_conv(head.conv_seg, dtype)
+        # the classifier stays float32: bfloat16 logits would be rounded to
+        # ~0.03 near |logit| = 8, right where the mask decision is made
+        self.cls = ConvParams.from_conv(head.conv_seg, torch.float32)
 
     def _resize(self, x: Tensor, size) -> Tensor:
         return F.interpolate(
             x, size=size, mode='bilinear', align_corners=self.align_corners)
 
     def __call__(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Channels-last neck outputs -> (1, num_classes, H/4, W/4) logits
-        (working dtype)."""
+        """Channels-last neck outputs -> (1, num_classes, H/4, W/4) float32
+        logits."""
         inputs = [inputs[i] for i in self.in_index]
         laterals: List[Tensor] = [
             conv(inputs[i], params) for i, params in enumerate(self.laterals)
@@ -101,4 +103,4 @@ class FastUPerHead:
         outs = [outs[0]] + [self._resize(o, size) for o in outs[1:]]
         fused = torch.cat(
             outs, dim=1).contiguous(memory_format=torch.channels_last)
-        return conv(conv(fused, self.fpn_bottleneck), self.cls)
+        return conv(conv(fused, self.fpn_bottleneck).float(), self.cls)
