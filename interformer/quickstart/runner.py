@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import os.path as osp
+import sys
 import time
 from typing import List, Optional
 
@@ -50,8 +51,11 @@ PLOT_NAME = 'miou_vs_clicks.png'
 TABLE_NAME = 'noc_table.txt'
 REPORTED_THRS = (0.85, 0.9)
 #: The eval sets of the paper and where tools/clicktest.py expects them.
-BENCHMARKS = (('grabcut', 'data/GrabCut'), ('berkeley', 'data/Berkeley'),
-              ('davis', 'data/DAVIS'), ('sbd', 'data/SBD'))
+BENCHMARKS = (('grabcut', 'data/click_test/GrabCut'),
+              ('berkeley', 'data/click_test/Berkeley'),
+              ('davis', 'data/click_test/DAVIS'),
+              ('sbd', 'data/click_test/SBD'))
+DOWNLOAD_SCRIPT = 'data/click_test/download.sh'
 
 
 def _log(message: str) -> None:
@@ -111,16 +115,27 @@ def comparison_table(untrained, trained) -> str:
     return '\n'.join(f'{a:>8} | {b:^10} | {c:^10}' for a, b, c in rows)
 
 
+def _python() -> str:
+    """How to call this interpreter: ``.venv/bin/python`` inside the
+    current folder, else ``python``."""
+    rel = osp.relpath(sys.executable)
+    return rel if not rel.startswith(os.pardir) else 'python'
+
+
 def next_commands(out_dir: str) -> List[str]:
     """The commands that evaluate the trained model and open the demo."""
+    python = _python()
     ckpt = osp.join(out_dir, CHECKPOINT_NAME)
     cfg = osp.join(out_dir, CONFIG_NAME)
-    lines = [f'python tools/clicktest.py {cfg} {ckpt} --dataset {name} '
-             f'--data-root {root}' for name, root in BENCHMARKS]
+    lines = [f'bash {DOWNLOAD_SCRIPT}  # GrabCut, Berkeley, DAVIS, SBD']
+    lines += [
+        f'{python} tools/clicktest.py {cfg} {ckpt} --dataset {name} '
+        f'--data-root {root}' for name, root in BENCHMARKS
+    ]
     if osp.normpath(out_dir) == osp.normpath(DEFAULT_OUT_DIR):
-        lines.append('python tools/demo.py')
+        lines.append(f'{python} tools/demo.py')
     else:
-        lines.append(f'python tools/demo.py {cfg} {ckpt}')
+        lines.append(f'{python} tools/demo.py {cfg} {ckpt}')
     return lines
 
 
@@ -266,8 +281,8 @@ def run_quickstart(out_dir: str = DEFAULT_OUT_DIR,
     _log(f'wrote {osp.join(out_dir, CONFIG_NAME)}, '
          f'{osp.join(out_dir, CHECKPOINT_NAME)}, '
          f'{osp.join(out_dir, SUMMARY_NAME)}, {osp.join(out_dir, PLOT_NAME)}')
-    print('\nNext: evaluate on the benchmarks (data/README.md) and open the '
-          'demo:')
+    print('\nNext: evaluate on the benchmarks (layouts: data/README.md) and '
+          'open the demo:')
     for line in next_commands(out_dir):
         print(f'  {line}')
     return summary

@@ -1,7 +1,7 @@
 """A procedural dataset in the real COCO-panoptic format (nothing to download).
 
 Each image is a textured backdrop (optionally split by a wavy horizon into a
-second "ground" stuff region) with 2-6 textured objects on top: ellipses,
+second "ground" stuff region) with 2-5 textured objects on top: ellipses,
 star polygons, rings (holes), thin bent bars and bodies with thin limbs, at
 log-uniform sizes, overlapping each other (occlusion). Written exactly like
 COCO panoptic 2017::
@@ -32,7 +32,7 @@ __all__ = [
     'rgb_to_id', 'id_to_rgb', 'load_panoptic'
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 STUFF_NAMES = ('backdrop', 'ground')
 CATEGORIES: List[dict] = (
     [dict(id=i + 1, name=name, supercategory='shape', isthing=1)
@@ -47,7 +47,11 @@ SPLIT_SEEDS = dict(train=0, val=1)
 SPLIT_ID_OFFSET = dict(train=0, val=1_000_000)
 MIN_OBJECT_AREA = 40
 MIN_COLOR_DISTANCE = 70.0
-MAX_OBJECTS = 6
+MAX_OBJECTS = 5
+#: Object radius as a fraction of the shorter image side (log-uniform).
+OBJECT_SCALE = (0.08, 0.4)
+#: Texture contrast of objects (backgrounds use 1): colour is the main cue.
+OBJECT_CONTRAST = (0.2, 0.7)
 DEFAULT_SIZE_RANGE = (128, 192)
 
 
@@ -108,7 +112,7 @@ def render_scene(rng: np.random.Generator, size: Tuple[int, int]
     image = random_texture(size, rng, random_color(rng)) * _shading(size, rng)
     label = np.zeros(size, np.int32)
     cats = [_CAT_ID['backdrop']]
-    if rng.random() < 0.6:
+    if rng.random() < 0.5:
         ys, xs = np.mgrid[0:h, 0:w]
         horizon = h * rng.uniform(0.35, 0.8) + h * rng.uniform(
             0, 0.08) * np.sin(xs / w * rng.uniform(2, 9) + rng.uniform(0, 6))
@@ -121,7 +125,7 @@ def render_scene(rng: np.random.Generator, size: Tuple[int, int]
     num_stuff = len(cats)
     for _ in range(int(rng.integers(2, MAX_OBJECTS + 1))):
         for _attempt in range(10):
-            scale = float(np.exp(rng.uniform(np.log(0.06), np.log(0.35))))
+            scale = float(np.exp(rng.uniform(*np.log(OBJECT_SCALE))))
             kind, mask = random_shape(size, rng, scale)
             if mask.sum() < MIN_OBJECT_AREA:
                 continue
@@ -133,8 +137,9 @@ def render_scene(rng: np.random.Generator, size: Tuple[int, int]
         else:
             continue
         color = _distinct_color(rng, image[mask].mean(axis=0))
-        tex = random_texture(size, rng, color) * _shading(size, rng)
-        image[mask] = tex[mask]
+        tex = random_texture(size, rng, color,
+                             rng.uniform(*OBJECT_CONTRAST))
+        image[mask] = (tex * _shading(size, rng))[mask]
         label = trial
         cats.append(_CAT_ID[kind])
     image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 0.9))

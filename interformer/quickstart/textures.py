@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'TEXTURES', 'SHAPES', 'random_color', 'random_texture', 'random_shape'
+    'TEXTURES', 'SHAPES', 'SHAPE_WEIGHTS', 'random_color', 'random_texture', 'random_shape'
 ]
 
 Size = Tuple[int, int]
@@ -45,44 +45,44 @@ def _grid(size: Size, rng: np.random.Generator) -> Tuple[np.ndarray, ...]:
     return u, v
 
 
-def noise_texture(size: Size, rng: np.random.Generator,
-                  base: np.ndarray) -> np.ndarray:
+def noise_texture(size: Size, rng: np.random.Generator, base: np.ndarray,
+                  contrast: float = 1.0) -> np.ndarray:
     """Smooth value noise at a random scale between two nearby colours."""
     h, w = size
     cells = int(rng.integers(2, 12))
     coarse = rng.random((cells, cells)).astype(np.float32)
     weight = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
     weight = np.clip(weight, 0, 1)
-    return _blend(weight, base, _jitter(base, rng, 90))
+    return _blend(weight, base, _jitter(base, rng, 90 * contrast))
 
 
-def stripe_texture(size: Size, rng: np.random.Generator,
-                   base: np.ndarray) -> np.ndarray:
+def stripe_texture(size: Size, rng: np.random.Generator, base: np.ndarray,
+                   contrast: float = 1.0) -> np.ndarray:
     """Soft or hard stripes at a random angle and period."""
     u, _ = _grid(size, rng)
     period = rng.uniform(4, 24)
     wave = 0.5 + 0.5 * np.sin(2 * np.pi * u / period)
     if rng.random() < 0.5:
         wave = (wave > 0.5).astype(np.float32)
-    return _blend(wave, base, _jitter(base, rng, 120))
+    return _blend(wave, base, _jitter(base, rng, 120 * contrast))
 
 
-def checker_texture(size: Size, rng: np.random.Generator,
-                    base: np.ndarray) -> np.ndarray:
+def checker_texture(size: Size, rng: np.random.Generator, base: np.ndarray,
+                    contrast: float = 1.0) -> np.ndarray:
     """A rotated checkerboard with a random cell size."""
     u, v = _grid(size, rng)
     cell = rng.uniform(3, 16)
     weight = ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(
         np.float32)
-    return _blend(weight, base, _jitter(base, rng, 120))
+    return _blend(weight, base, _jitter(base, rng, 120 * contrast))
 
 
 def gradient_texture(size: Size, rng: np.random.Generator,
-                     base: np.ndarray) -> np.ndarray:
+                     base: np.ndarray, contrast: float = 1.0) -> np.ndarray:
     """A linear gradient at a random angle plus fine grain."""
     u, _ = _grid(size, rng)
     weight = (u - u.min()) / max(float(np.ptp(u)), 1.0)
-    out = _blend(weight, base, _jitter(base, rng, 140))
+    out = _blend(weight, base, _jitter(base, rng, 140 * contrast))
     return out + rng.normal(0, 6, out.shape).astype(np.float32)
 
 
@@ -93,12 +93,20 @@ TEXTURES: Dict[str, Callable] = dict(
     gradient=gradient_texture)
 
 
-def random_texture(size: Size, rng: np.random.Generator,
-                   base: np.ndarray) -> np.ndarray:
-    """A texture of a random kind around the colour ``base``."""
+def random_texture(size: Size, rng: np.random.Generator, base: np.ndarray,
+                   contrast: float = 1.0) -> np.ndarray:
+    """A texture of a random kind around the colour ``base``.
+
+    Args:
+        size: (H, W).
+        rng: generator.
+        base: (3,) RGB base colour.
+        contrast: scales how far the second colour of the texture may be
+            from ``base`` (1 = strong patterns, ~0.3 = subtle ones).
+    """
     names = sorted(TEXTURES)
     name = names[int(rng.integers(len(names)))]
-    return np.clip(TEXTURES[name](size, rng, base), 0, 255)
+    return np.clip(TEXTURES[name](size, rng, base, contrast), 0, 255)
 
 
 # ------------------------------------------------------------------ shapes
@@ -203,9 +211,17 @@ SHAPES: Dict[str, Callable] = dict(
     limbs=limbs_shape)
 
 
+#: How often each kind is drawn: mostly compact objects, with a steady share
+#: of holes and thin parts.
+SHAPE_WEIGHTS: Dict[str, float] = dict(
+    ellipse=0.3, polygon=0.3, ring=0.15, bar=0.1, limbs=0.15)
+
+
 def random_shape(size: Size, rng: np.random.Generator,
                  scale: float) -> Tuple[str, np.ndarray]:
-    """A shape of a random kind; returns (kind name, (H, W) bool mask)."""
+    """A shape of a random kind (:data:`SHAPE_WEIGHTS`); returns (kind name,
+    (H, W) bool mask)."""
     names = list(SHAPES)
-    name = names[int(rng.integers(len(names)))]
+    weights = np.array([SHAPE_WEIGHTS[n] for n in names])
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     return name, SHAPES[name](size, rng, scale)
