@@ -11,6 +11,7 @@ from .synthetic import (CATEGORIES, generate_dataset, generate_split,
                         is_complete, panoptic_paths)
 
 __all__ = [
-    'CATEGORIES', 'SyntheticPanopticEvalDataset', 'TimeBudgetHook', 'generate_dataset',
-    'generate_split', 'is_complete', 'panoptic_paths', 'spread_indices'
+    'CATEGORIES', 'SyntheticPanopticEvalDataset', 'TimeBudgetHook',
+    'generate_dataset', 'generate_split', 'is_complete', 'panoptic_paths',
+    'spread_indices'
 ]

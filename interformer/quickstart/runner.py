@@ -38,7 +38,8 @@ from .synthetic import DEFAULT_SIZE_RANGE, generate_dataset, is_complete
 
 __all__ = [
     'DEFAULT_CONFIG', 'DEFAULT_OUT_DIR', 'run_quickstart', 'build_config',
-    'comparison_table', 'next_commands', 'save_weights'
+    'comparison_table', 'next_commands', 'save_weights', 'prepare_data',
+    'write_reports'
 ]
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -172,6 +173,46 @@ def _click_test(model: torch.nn.Module, dataset, protocol, seed: int,
                           dataset_name=name)
 
 
+def prepare_data(data_root: str, num_train: int, num_val: int,
+                 seed: int) -> None:
+    """Generate the dataset, or reuse a complete copy; logs which."""
+    reused = all(
+        is_complete(data_root, split, n, seed, DEFAULT_SIZE_RANGE)
+        for split, n in (('train', num_train), ('val', num_val)))
+    tic = time.perf_counter()
+    generate_dataset(data_root, num_train, num_val, seed)
+    _log(f'data: {"reused" if reused else "generated"} {num_train} train + '
+         f'{num_val} val images in {data_root} '
+         f'({time.perf_counter() - tic:.1f} s)')
+
+
+def write_reports(out_dir: str, untrained, trained, **extra) -> dict:
+    """Write the NoC table, the plot, both JSONs and ``summary.json``.
+
+    Args:
+        out_dir: output folder.
+        untrained, trained: the two click-test results.
+        **extra: more ``summary.json`` entries (e.g. ``train_seconds``).
+
+    Returns:
+        dict: the ``summary.json`` content.
+    """
+    table = results_table([untrained, trained], 'interformer_quickstart')
+    with open(osp.join(out_dir, TABLE_NAME), 'w') as f:
+        f.write(table + '\n\n' + comparison_table(untrained, trained) +
+                '\n')
+    plot_miou_curves([untrained, trained], osp.join(out_dir, PLOT_NAME),
+                     'Synthetic held-out val: mIoU vs number of clicks')
+    for result in (untrained, trained):
+        save_json(result,
+                  osp.join(out_dir, f'clicktest_{result.dataset}.json'),
+                  meta=dict(config=osp.join(out_dir, CONFIG_NAME)))
+    summary = dict(untrained=_noc(untrained), trained=_noc(trained), **extra)
+    with open(osp.join(out_dir, SUMMARY_NAME), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
 def run_quickstart(out_dir: str = DEFAULT_OUT_DIR,
                    time_budget: float = 420.0,
                    seed: int = 0,
@@ -206,24 +247,15 @@ def run_quickstart(out_dir: str = DEFAULT_OUT_DIR,
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     data_root = data_root or osp.join(out_dir, 'data')
     os.makedirs(out_dir, exist_ok=True)
-
-    reused = all(
-        is_complete(data_root, split, n, seed, DEFAULT_SIZE_RANGE)
-        for split, n in (('train', num_train), ('val', num_val)))
-    tic = time.perf_counter()
-    generate_dataset(data_root, num_train, num_val, seed)
-    _log(f'data: {"reused" if reused else "generated"} {num_train} train + '
-         f'{num_val} val images in {data_root} '
-         f'({time.perf_counter() - tic:.1f} s)')
+    prepare_data(data_root, num_train, num_val, seed)
 
     cfg = build_config(config, out_dir, data_root, time_budget, seed)
     runner = Runner.from_cfg(cfg)  # dumps <out_dir>/interformer_quickstart.py
     model = runner.model.to(device)
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     _log(f'model: {n_params:.2f} M parameters, device {device}')
-
-    eval_cfg = dict(cfg.quickstart_eval, max_instances=num_eval_instances)
-    dataset = DATASETS.build(eval_cfg)
+    dataset = DATASETS.build(
+        dict(cfg.quickstart_eval, max_instances=num_eval_instances))
     protocol = get_protocol('ritm', max_clicks=max_clicks,
                             early_stop_iou=None)  # full curves for the plot
     results = {}
@@ -239,30 +271,15 @@ def run_quickstart(out_dir: str = DEFAULT_OUT_DIR,
     # initialisation: it sees exactly the weights training starts from.
     runner.register_hook(_BeforeTrainHook(test_untrained), 'VERY_HIGH')
     runner.train()
-    budget_hook = next(h for h in runner.hooks
-                       if isinstance(h, TimeBudgetHook))
-    train_seconds = budget_hook.elapsed
-    untrained = results['untrained']
-    train_iters = runner.iter
+    budget = next(h for h in runner.hooks if isinstance(h, TimeBudgetHook))
     save_weights(runner, osp.join(out_dir, CHECKPOINT_NAME))
-
     _log('click test of the trained model')
     trained = _click_test(model, dataset, protocol, seed, 'trained', device)
 
-    table = results_table([untrained, trained], 'interformer_quickstart')
-    comparison = comparison_table(untrained, trained)
-    with open(osp.join(out_dir, TABLE_NAME), 'w') as f:
-        f.write(table + '\n\n' + comparison + '\n')
-    plot_miou_curves([untrained, trained], osp.join(out_dir, PLOT_NAME),
-                     'Synthetic held-out val: mIoU vs number of clicks')
-    for result in (untrained, trained):
-        save_json(result, osp.join(out_dir, f'clicktest_{result.dataset}.json'),
-                  meta=dict(config=osp.join(out_dir, CONFIG_NAME)))
-    summary = dict(
-        untrained=_noc(untrained),
-        trained=_noc(trained),
-        train_seconds=round(train_seconds, 1),
-        train_iters=int(train_iters),
+    summary = write_reports(
+        out_dir, results['untrained'], trained,
+        train_seconds=round(budget.elapsed, 1),
+        train_iters=int(runner.iter),
         time_budget=float(time_budget),
         num_eval_instances=len(dataset),
         protocol=protocol.name,
@@ -270,18 +287,15 @@ def run_quickstart(out_dir: str = DEFAULT_OUT_DIR,
         seed=int(seed),
         device=device,
         total_seconds=round(time.perf_counter() - start, 1))
-    with open(osp.join(out_dir, SUMMARY_NAME), 'w') as f:
-        json.dump(summary, f, indent=2)
-
-    print(table)
-    print()
-    print(comparison)
-    _log(f'trained {train_iters} iterations in {train_seconds:.0f} s; '
-         f'whole run {summary["total_seconds"]:.0f} s')
-    _log(f'wrote {osp.join(out_dir, CONFIG_NAME)}, '
-         f'{osp.join(out_dir, CHECKPOINT_NAME)}, '
-         f'{osp.join(out_dir, SUMMARY_NAME)}, {osp.join(out_dir, PLOT_NAME)}')
-    print('\nNext: evaluate on the benchmarks (layouts: data/README.md) and '
+    with open(osp.join(out_dir, TABLE_NAME)) as f:
+        print(f.read())
+    _log(f'trained {summary["train_iters"]} iterations in '
+         f'{summary["train_seconds"]:.0f} s; whole run '
+         f'{summary["total_seconds"]:.0f} s')
+    _log('wrote ' + ', '.join(
+        osp.join(out_dir, name)
+        for name in (CONFIG_NAME, CHECKPOINT_NAME, SUMMARY_NAME, PLOT_NAME)))
+    print('Next: evaluate on the benchmarks (layouts: data/README.md) and '
           'open the demo:')
     for line in next_commands(out_dir):
         print(f'  {line}')

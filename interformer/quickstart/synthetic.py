@@ -7,8 +7,8 @@ log-uniform sizes, overlapping each other (occlusion). Written exactly like
 COCO panoptic 2017::
 
     <root>/train2017/000000000001.jpg
-    <root>/annotations/panoptic_train2017/000000000001.png   # id = R+256G+65536B
-    <root>/annotations/panoptic_train2017.json               # images,
+    <root>/annotations/panoptic_train2017/000000000001.png  # R+256G+65536B
+    <root>/annotations/panoptic_train2017.json              # images,
         # annotations (segments_info: id, category_id, iscrowd, bbox, area,
         # isthing), categories (id, name, supercategory, isthing, color)
 
@@ -27,9 +27,9 @@ import numpy as np
 from .textures import SHAPES, random_color, random_shape, random_texture
 
 __all__ = [
-    'GENERATOR_VERSION', 'CATEGORIES', 'DEFAULT_SIZE_RANGE', 'SPLIT_SEEDS', 'panoptic_paths',
-    'render_scene', 'generate_split', 'generate_dataset', 'is_complete',
-    'rgb_to_id', 'id_to_rgb', 'load_panoptic'
+    'GENERATOR_VERSION', 'CATEGORIES', 'DEFAULT_SIZE_RANGE', 'SPLIT_SEEDS',
+    'panoptic_paths', 'render_scene', 'generate_split', 'generate_dataset',
+    'is_complete', 'rgb_to_id', 'id_to_rgb', 'load_panoptic'
 ]
 
 GENERATOR_VERSION = 2
@@ -248,8 +248,11 @@ def generate_split(root: str, split: str, num_images: int, seed: int = 0,
     return paths
 
 
-def generate_dataset(root: str, num_train: int = 300, num_val: int = 40,
-                     seed: int = 0, size_range: Tuple[int, int] = DEFAULT_SIZE_RANGE,
+def generate_dataset(root: str,
+                     num_train: int = 300,
+                     num_val: int = 40,
+                     seed: int = 0,
+                     size_range: Tuple[int, int] = DEFAULT_SIZE_RANGE,
                      force: bool = False) -> Dict[str, Dict[str, str]]:
     """Write (or reuse) the ``train`` and held-out ``val`` splits."""
     return dict(

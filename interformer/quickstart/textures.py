@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 __all__ = [
-    'TEXTURES', 'SHAPES', 'SHAPE_WEIGHTS', 'random_color', 'random_texture', 'random_shape'
+    'TEXTURES', 'SHAPES', 'SHAPE_WEIGHTS', 'random_color', 'random_texture',
+    'random_shape'
 ]
 
 Size = Tuple[int, int]
