@@ -260,3 +260,17 @@ def test_decode_logits_checks_its_label(repo_root):
     bad[0, 0] = 7
     with pytest.raises(ValueError, match='codes'):
         fast.decode_logits(bad)
+
+
+def test_click_embedding_lookup_is_bitwise_the_four_tap_mean():
+    from interformer.apis.fast import embed_reference_label
+    gen = torch.Generator().manual_seed(1)
+    label = torch.randint(0, 5, (1, 40, 56), generator=gen, dtype=torch.uint8)
+    table = torch.randn(5, 16, generator=gen)
+
+    def tap(row, col):
+        return F.embedding(label[:, row::4, col::4].long(), table)
+
+    direct = ((tap(1, 1) + tap(1, 2)) + (tap(2, 1) + tap(2, 2))) * 0.25
+    fast = embed_reference_label(label, table, (10, 14))
+    assert torch.equal(fast.permute(0, 2, 3, 1), direct)

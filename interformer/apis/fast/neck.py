@@ -6,8 +6,9 @@ also the (1, H*W, C) token layout the attention and linear layers use, so
 switching between the two costs nothing. Per block:
 
 * attention: GroupNorm -> query Linear -> softmax attention against the
-  pooled keys/values (:func:`~.ops.attention`: float32 scores, query
-  blocks) -> output Linear + residual;
+  pooled keys/values (PyTorch's fused CPU ``scaled_dot_product_attention``:
+  blocked, softmax statistics in float32 for bfloat16 inputs, the score
+  matrix never stored) -> output Linear + residual;
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three oneDNN calls instead of eight passes).
 
@@ -22,10 +23,12 @@ from torch import Tensor
 
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
-from .ops import (ConvParams, LinearParams, attention, attention_keys,
-                  channels_last, conv, conv_add, linear, linear_add)
+from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
+                  linear, linear_add)
 
-__all__ = ['FastIMSA', 'FastPoolingBlock', 'embed_reference_label']
+__all__ = [
+    'FastIMSA', 'FastPoolingBlock', 'embed_reference_label', 'quad_table'
+]
 
 KeyValue = Tuple[Tensor, Tensor]
 #: Scale of the stride-4 grid w.r.t. the reference label.
@@ -44,21 +47,46 @@ def as_map(tokens: Tensor, height: int, width: int) -> Tensor:
     return tokens.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
-def embed_reference_label(ref_label: Tensor, table: Tensor,
-                          size: Tuple[int, int]) -> Tensor:
+def quad_table(table: Tensor) -> Tensor:
+    """Stride-4 click embeddings of every 2x2 tap combination.
+
+    Row ``a + K*b + K^2*c + K^3*d`` (``K`` codes) holds
+    ``((t[a] + t[b]) + (t[c] + t[d])) * 0.25``: the bilinear 4x reduction
+    of taps (row 1, col 1), (1, 2), (2, 1), (2, 2) with the same operations
+    in the same order, so a lookup equals the direct computation bit for
+    bit.
+
+    Args:
+        table: (K, C) float32 embedding table.
+
+    Returns:
+        Tensor: (K^4, C) float32.
+    """
+    num_codes = table.shape[0]
+    codes = torch.arange(num_codes**4)
+    a, b, c, d = (codes // num_codes**i % num_codes for i in range(4))
+    return ((table[a] + table[b]) + (table[c] + table[d])) * 0.25
+
+
+def embed_reference_label(ref_label: Tensor,
+                          table: Tensor,
+                          size: Tuple[int, int],
+                          quad: Optional[Tensor] = None) -> Tensor:
     """Click embedding at stride 4 without the full-resolution map.
 
     Equals ``F.interpolate(table[ref_label].permute(0, 3, 1, 2), size,
     'bilinear', align_corners=False)``: for an exact 4x reduction every
     output is the mean of the 2x2 input pixels at rows ``4i+1, 4i+2`` and
     columns ``4j+1, 4j+2`` (weights 0.5 each, exact in floating point), so
-    only those four taps are looked up. Other ratios take the general
+    only those four taps are read and their codes index one row of
+    :func:`quad_table` (a single lookup). Other ratios take the general
     route on a 5-channel one-hot map.
 
     Args:
         ref_label: (B, H, W) integer codes.
         table: (num_codes, C) float32 embedding table.
         size: (h, w) of the output grid.
+        quad: ``quad_table(table)``, precomputed (built here if None).
 
     Returns:
         Tensor: channels-last (B, C, h, w) float32.
@@ -66,12 +94,14 @@ def embed_reference_label(ref_label: Tensor, table: Tensor,
     batch, height, width = ref_label.shape
     out_h, out_w = size
     if height == EMBED_STRIDE * out_h and width == EMBED_STRIDE * out_w:
-
-        def tap(row: int, col: int) -> Tensor:
-            return F.embedding(ref_label[:, row::4, col::4].long(), table)
-
-        # pairs along the width first, as in the bilinear kernel
-        emb = ((tap(1, 1) + tap(1, 2)) + (tap(2, 1) + tap(2, 2))) * 0.25
+        if quad is None:
+            quad = quad_table(table)
+        num_codes = table.shape[0]
+        index = ref_label[:, 1::4, 1::4].to(torch.int32)
+        for i, (row, col) in enumerate(((1, 2), (2, 1), (2, 2)), start=1):
+            index += ref_label[:, row::4, col::4].to(
+                torch.int32) * num_codes**i
+        emb = F.embedding(index, quad)
         return emb.permute(0, 3, 1, 2)  # (B, h, w, C) -> channels-last
     one_hot = F.one_hot(ref_label.long(), table.shape[0]).permute(0, 3, 1,
                                                                   2).float()
@@ -117,9 +147,9 @@ class FastPoolingBlock:
         """Pooled K/V of a channels-last key/value map (not normalised).
 
         Returns:
-            tuple[Tensor, Tensor]: float32 scaled keys (heads, N_kv, d) and
-            transposed values (heads, d, N_kv); see
-            :func:`~.ops.attention_keys`.
+            tuple[Tensor, Tensor]: keys and values, each (1, heads, N_kv, d)
+            in the working dtype, in the layout
+            ``F.scaled_dot_product_attention`` reads.
         """
         kv = _group_norm(kv, self.norm_kv)
         height, width = kv.shape[-2:]
@@ -136,7 +166,8 @@ class FastPoolingBlock:
         key_value = linear(tokens, self.key_value_proj)[0]
         key_value = key_value.view(-1, 2, self.num_heads,
                                    self.head_dims).permute(1, 2, 0, 3)
-        return attention_keys(key_value[0], key_value[1], self.scale)
+        return (key_value[0].contiguous()[None],
+                key_value[1].contiguous()[None])
 
     def __call__(self,
                  x: Tensor,
@@ -146,9 +177,13 @@ class FastPoolingBlock:
             key_value = self.key_value(x)
         batch, channels, height, width = x.shape
         query = linear(as_tokens(_group_norm(x, self.norm1)), self.query)
-        query = query[0].view(-1, self.num_heads,
-                              self.head_dims).transpose(0, 1)
-        out = attention(query, *key_value).view(batch, -1, channels)
+        # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
+        # (1, N, heads, d) memory order, so the token view costs nothing
+        query = query.view(batch, -1, self.num_heads,
+                           self.head_dims).transpose(1, 2)
+        out = F.scaled_dot_product_attention(
+            query, *key_value, scale=self.scale)
+        out = out.transpose(1, 2).reshape(batch, -1, channels)
         x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
         hidden = conv(_group_norm(x, self.norm2), self.mlp_in)
         hidden = conv(hidden, self.mlp_dw)
@@ -233,6 +268,7 @@ class FastIMSA:
         self.num_ref_states = neck.num_ref_states
         self.cum_strides = neck.cum_strides
         self.table = neck.patch_embed.detach().float().clone()
+        self.quad = quad_table(self.table)
         self.stages = []
         for stage in neck.stages:
             blocks = [FastPoolingBlock(b, dtype) for b in stage.blocks]
@@ -287,7 +323,7 @@ class FastIMSA:
         """
         first = feats[0]
         emb = embed_reference_label(ref_label, self.table,
-                                    tuple(first.shape[-2:]))
+                                    tuple(first.shape[-2:]), self.quad)
         x = first + emb.to(self.dtype)
         outs = []
         for i, (blocks, down) in enumerate(self.stages):
