@@ -50,6 +50,10 @@ class _FastViTLayer:
         self.fc1 = LinearParams.from_linear(fc1, dtype, act='gelu')
         self.fc2 = LinearParams.from_linear(
             fc2, dtype, out_scale=layer.gamma_2)
+        # once per image and large: a pre-packed copy per token count
+        # would cost memory (GBs for ViT-L) for no measurable gain
+        for params in (self.qkv, self.proj, self.fc1, self.fc2):
+            params.packed = None
 
     def __call__(self, x: Tensor, bias: Tensor) -> Tensor:
         """x (1, N, D) tokens; bias (heads, N, N) -> (1, N, D)."""

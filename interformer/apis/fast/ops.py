@@ -14,8 +14,8 @@ eval-mode BatchNorm folded in, channels-last layout, the working dtype
 (float32, or bfloat16 for the opt-in bf16 path). :func:`attention` is the
 softmax attention of both the encoder and the neck.
 """
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -25,7 +25,8 @@ from torch import Tensor
 __all__ = [
     'ConvParams', 'LinearParams', 'conv', 'conv_add', 'linear', 'linear_add',
     'attention', 'attention_keys', 'GatheredBias', 'conv_transpose',
-    'channels_last', 'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available'
+    'channels_last', 'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available',
+    'packed_weight', 'packed_linear_weight', 'MAX_PACKED_SHAPES'
 ]
 
 _MKLDNN = torch.ops.mkldnn
@@ -33,6 +34,8 @@ _MKLDNN = torch.ops.mkldnn
 ATTENTION_BLOCK = 2048
 #: Activations oneDNN fuses into a convolution / linear layer.
 FUSED_ACTIVATIONS = ('none', 'relu', 'gelu', 'hardswish')
+#: Input shapes per convolution whose pre-packed weight is kept.
+MAX_PACKED_SHAPES = 4
 
 
 def onednn_available() -> bool:
@@ -68,6 +71,12 @@ class ConvParams:
         stride, padding, dilation: per axis.
         groups: convolution groups.
         act: fused activation applied after the bias.
+        packed: the weight in oneDNN's blocked layout for the kernel it
+            picks per input shape (filled by :func:`conv` / :func:`conv_add`;
+            the plain weight would be reordered at every call, which costs
+            more than the whole convolution on small maps). ``None``: never
+            pack (large layers that run once per image, where a packed copy
+            would only cost memory).
     """
     weight: Tensor
     bias: Optional[Tensor]
@@ -76,6 +85,8 @@ class ConvParams:
     dilation: Sequence[int] = (1, 1)
     groups: int = 1
     act: str = 'none'
+    packed: Optional[Dict[tuple, Tensor]] = field(default_factory=dict,
+                                                  repr=False)
 
     @classmethod
     def from_conv(cls,
@@ -107,10 +118,17 @@ class ConvParams:
 
 @dataclass
 class LinearParams:
-    """A linear layer ``y = x W^T + b`` ready for oneDNN."""
+    """A linear layer ``y = x W^T + b`` ready for oneDNN.
+
+    ``packed`` holds the weight pre-packed by oneDNN per number of input
+    rows (filled by :func:`linear`; ``None``: never pack, see
+    :class:`ConvParams`).
+    """
     weight: Tensor  # (N, K) contiguous
     bias: Optional[Tensor]  # (N,) or None
     act: str = 'none'
+    packed: Optional[Dict[tuple, Tensor]] = field(default_factory=dict,
+                                                  repr=False)
 
     @classmethod
     def from_linear(cls,
@@ -164,9 +182,31 @@ def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],
     return new_weight.float(), new_bias.float()
 
 
+def packed_weight(params: ConvParams, x: Tensor) -> Tensor:
+    """The convolution weight pre-packed by oneDNN for input ``x``'s shape.
+
+    Same values, oneDNN's blocked memory layout (an MKLDNN tensor); kept
+    for the last :data:`MAX_PACKED_SHAPES` input shapes (the predictor
+    sees one canvas size per image).
+    """
+    if params.packed is None:
+        return params.weight
+    key = (tuple(x.shape), x.dtype)
+    weight = params.packed.get(key)
+    if weight is None:
+        weight = _remember(
+            params.packed, key,
+            torch._C._nn.mkldnn_reorder_conv2d_weight(
+                params.weight.contiguous().to_mkldnn(),
+                list(params.padding), list(params.stride),
+                list(params.dilation), params.groups, list(x.shape)))
+    return weight
+
+
 def conv(x: Tensor, params: ConvParams) -> Tensor:
     """``act(conv(x) + b)`` on a channels-last (B, C, H, W) map."""
-    return _MKLDNN._convolution_pointwise(x, params.weight, params.bias,
+    return _MKLDNN._convolution_pointwise(x, packed_weight(params, x),
+                                          params.bias,
                                           list(params.padding),
                                           list(params.stride),
                                           list(params.dilation),
@@ -179,7 +219,8 @@ def conv_add(x: Tensor, residual: Tensor, params: ConvParams) -> Tensor:
     if params.act != 'none':
         raise ValueError('conv_add: the residual is added after the conv; '
                          'an activation would apply to the sum')
-    return _MKLDNN._convolution_pointwise(x, residual, params.weight,
+    return _MKLDNN._convolution_pointwise(x, residual,
+                                          packed_weight(params, x),
                                           params.bias, list(params.padding),
                                           list(params.stride),
                                           list(params.dilation), params.groups,
@@ -198,10 +239,33 @@ def conv_transpose(x: Tensor, params: ConvParams) -> Tensor:
         [], _algorithm(params.act))
 
 
+def _remember(cache: Dict[tuple, Tensor], key: tuple,
+              weight: Tensor) -> Tensor:
+    if len(cache) >= MAX_PACKED_SHAPES:
+        cache.pop(next(iter(cache)))
+    cache[key] = weight
+    return weight
+
+
+def packed_linear_weight(params: LinearParams, x: Tensor) -> Tensor:
+    """The linear weight pre-packed by oneDNN for ``x``'s number of rows
+    (same values, blocked layout; kept for a few row counts)."""
+    if params.packed is None:
+        return params.weight
+    rows = x.numel() // x.shape[-1]
+    key = (rows, x.dtype)
+    weight = params.packed.get(key)
+    if weight is None:
+        weight = _remember(params.packed, key,
+                           _MKLDNN._reorder_linear_weight(params.weight, rows))
+    return weight
+
+
 def linear(x: Tensor, params: LinearParams) -> Tensor:
     """``act(x W^T + b)`` for x (..., K)."""
-    return _MKLDNN._linear_pointwise(x, params.weight, params.bias, params.act,
-                                     [], _algorithm(params.act))
+    return _MKLDNN._linear_pointwise(x, packed_linear_weight(params, x),
+                                     params.bias, params.act, [],
+                                     _algorithm(params.act))
 
 
 def linear_add(x: Tensor, residual: Tensor, params: LinearParams) -> Tensor:
