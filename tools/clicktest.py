@@ -1,7 +1,8 @@
 """NoC click test of an InterFormer model (RITM or official protocol).
 
     python tools/clicktest.py CONFIG CHECKPOINT --dataset grabcut \
-        --data-root data/GrabCut [--protocol ritm|official]
+        --data-root data/GrabCut [--protocol ritm|official] \
+        [--precision fp32|bf16]
 
 A lone CHECKPOINT uses the only ``*.py`` next to it as its config. Prints
 RITM's results table plus encoder s/image and decoder s/click, and writes a
@@ -46,6 +47,13 @@ def parse_args(argv=None):
         help='run every click (RITM --iou-analysis) for an exact mIoU curve')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="e.g. cpu, cuda")
+    parser.add_argument(
+        '--precision', choices=('fp32', 'bf16'),
+        help='fp32 (default) or the opt-in bfloat16 path')
+    parser.add_argument(
+        '--path', choices=('fast', 'reference'),
+        help='fast (default: fused, per-image K/V cache) or reference '
+        '(the modules themselves)')
     parser.add_argument('--work-dir', help='output folder')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -68,7 +76,8 @@ def main(argv=None):
     protocol = get_protocol(args.protocol, **overrides)
     dataset = build_click_test_dataset(args.dataset, args.data_root,
                                        args.layout)
-    predictor = build_predictor(cfg, checkpoint, local_device(args.device))
+    predictor = build_predictor(cfg, checkpoint, local_device(args.device),
+                                precision=args.precision, path=args.path)
     result = run_click_test(
         predictor, dataset, protocol, seed=args.seed,
         dataset_name=dataset_display_name(args.dataset),

@@ -85,19 +85,32 @@ def _import_class(dotted: str):
 
 def build_predictor(cfg: Config,
                     checkpoint: Optional[str] = None,
-                    device: str = 'cpu'):
+                    device: str = 'cpu',
+                    precision: Optional[str] = None,
+                    path: Optional[str] = None):
     """Build the click-test predictor of a config (see the module doc).
 
     Args:
         cfg: the loaded config.
         checkpoint: weights for the default predictor (None: random).
         device: torch device string.
+        precision: ``'fp32'`` or ``'bf16'`` for the default predictor
+            (None: the config's ``predictor`` entry, else fp32).
+        path: ``'fast'`` or ``'reference'`` for the default predictor
+            (None: the config's entry, else fast).
     """
     spec = dict(cfg.get('predictor', None) or {})
     kind = spec.pop('type', DEFAULT_PREDICTOR)
     if kind == DEFAULT_PREDICTOR:
         from ..apis import InterFormerPredictor
+        if precision is not None:
+            spec['precision'] = precision
+        if path is not None:
+            spec['path'] = path
         return InterFormerPredictor(cfg, checkpoint, device, **spec)
+    if precision is not None or path is not None:
+        raise ValueError(f'--precision / --path apply to the default '
+                         f'predictor only, not to {kind!r}')
     return _import_class(kind)(**spec)
 
 

@@ -242,3 +242,32 @@ def test_bad_arguments_fail_clearly(tool, standin_config, tmp_path):
     with pytest.raises(SystemExit):
         tool.main([standin_config, '--dataset', 'grabcut', '--data-root',
                    str(tmp_path), '--protocol', 'nope'])
+
+
+def test_precision_and_path_reach_the_predictor(tool, tmp_path, monkeypatch):
+    """--precision / --path build the predictor the click test runs."""
+    from interformer.apis import InterFormerPredictor
+    seen = []
+    init = InterFormerPredictor.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.precision, self.path))
+
+    monkeypatch.setattr(InterFormerPredictor, '__init__', spy)
+    root = _tiny_folder(str(tmp_path / 'tiny'))
+    common = ['--dataset', 'berkeley', '--data-root', root, '--max-clicks',
+              '2', '--work-dir', str(tmp_path / 'out'), '--no-progress']
+    tool.main([DEBUG_CONFIG, *common])
+    tool.main([DEBUG_CONFIG, *common, '--precision', 'bf16'])
+    tool.main([DEBUG_CONFIG, *common, '--path', 'reference'])
+    assert seen == [('fp32', 'fast'), ('bf16', 'fast'), ('fp32', 'reference')]
+    with pytest.raises(SystemExit):
+        tool.main([DEBUG_CONFIG, *common, '--precision', 'fp16'])
+
+
+def test_precision_is_refused_for_a_standin_predictor(tool, standin_config,
+                                                      grabcut_subset):
+    with pytest.raises(ValueError, match='default predictor only'):
+        tool.main([standin_config, '--dataset', 'grabcut', '--data-root',
+                   grabcut_subset, '--precision', 'bf16', '--no-progress'])
