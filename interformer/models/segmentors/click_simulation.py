@@ -121,6 +121,18 @@ def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
     return gt_np
 
 
+def _foreground(logits: Tensor) -> Tensor:
+    """(B, C, H, W) logits -> (B, H, W) bool ``argmax == 1``.
+
+    For two classes this is ``logits[:, 1] > logits[:, 0]`` (a tie goes to
+    class 0, as with argmax), one elementwise pass instead of PyTorch's
+    strided channel argmax (about 40x slower on CPU here).
+    """
+    if logits.shape[1] == 2:
+        return logits[:, 1] > logits[:, 0]
+    return logits.argmax(dim=1) == 1
+
+
 def _add_clicks(ref: np.ndarray, gt: np.ndarray, pred: np.ndarray,
                 clicks: List[list], rng: np.random.Generator, k: float,
                 radius: int) -> None:
@@ -186,7 +198,7 @@ def simulate_reference_labels(
                     ref_t = torch.from_numpy(ref).to(inputs.device)[:, None]
                     logits = segmentor.decode_clicks(feats, ref_t)
                     logits = segmentor.upsample_logits(logits, (height, width))
-                    pred = logits.argmax(dim=1).cpu().numpy().astype(bool)
+                    pred = _foreground(logits).cpu().numpy()
                     ref = update_by_prediction(ref, pred)
                     _add_clicks(ref, gt_np, pred, clicks, rng,
                                 cfg['extra_click_k'], cfg['inner_radius'])
