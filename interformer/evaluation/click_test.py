@@ -16,6 +16,7 @@ a process group exists, and gathers the results on every rank. Each instance
 has its own random generator derived from (seed, instance index), so any
 number of processes gives the same clicks and IoUs.
 """
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
@@ -252,7 +253,8 @@ def run_click_test(predictor,
     start = time.perf_counter()
     local = []
     for index in tqdm(mine, desc=f'click test {name}', unit='inst',
-                      disable=not progress or rank != 0, dynamic_ncols=True):
+                      disable=not progress or rank != 0, dynamic_ncols=True,
+                      mininterval=0.1 if sys.stderr.isatty() else 10.0):
         sample = dataset.get_sample(index)
         local.append(
             evaluate_instance(predictor, sample['image'], sample['gt'],

@@ -51,6 +51,10 @@ class TimeBudgetHook(Hook):
         self.elapsed = 0.0
         self.iters = 0
         self._bar: Optional[tqdm] = None
+        self._last_refresh = 0.0
+        # a terminal redraws in place; a log file (CI) gets a line per
+        # refresh, so it gets few
+        self.refresh_s = 0.2 if sys.stdout.isatty() else 10.0
 
     def before_train(self, runner) -> None:
         self.start = time.perf_counter()
@@ -74,7 +78,9 @@ class TimeBudgetHook(Hook):
                 loss = loss.detach() if hasattr(loss, 'detach') else loss
                 postfix += f', loss {float(loss):.4f}'
             self._bar.set_postfix_str(postfix, refresh=False)
-            self._bar.refresh()
+            if self.elapsed - self._last_refresh >= self.refresh_s:
+                self._bar.refresh()
+                self._last_refresh = self.elapsed
         if self.iters % self.update_interval == 0:
             self._stretch_poly(runner)
         if self.elapsed >= self.budget_s and self.iters >= self.min_iters:
