@@ -30,6 +30,8 @@ __all__ = ['MAEWithSimpleFPN']
 
 # Input sides must be multiples of this: patch 16 and the stride-32 level.
 SIZE_DIVISOR = 32
+#: Strides of the pyramid levels the I-MSA neck and the heads expect.
+PYRAMID_STRIDES = (4, 8, 16, 32)
 
 
 @MODELS.register_module()
@@ -50,7 +52,8 @@ class MAEWithSimpleFPN(MAE):
         drop_path_rate: Stochastic depth, linear from 0 over the blocks.
         init_values: Layer-scale init.
         out_dims: Channels of the pyramid levels (/4, /8, /16, /32).
-        rescales: SimpleFPN scale per level.
+        rescales: SimpleFPN scale per level; ``patch_size / rescale`` must
+            give the strides 4, 8, 16, 32 the neck and heads expect.
         norm_eps: LayerNorm epsilon.
         fpn_norm_cfg: SimpleFPN normalisation config.
         cache_size: Token grids whose resized pos-embed / relative bias are
@@ -93,6 +96,11 @@ class MAEWithSimpleFPN(MAE):
             img_size = tuple(img_size)
         _check_args(img_size, patch_size, embed_dims, num_layers, num_heads,
                     drop_path_rate, cache_size)
+        strides = tuple(patch_size / r for r in rescales)
+        if strides != PYRAMID_STRIDES:
+            raise ValueError(f'patch_size {patch_size} with rescales '
+                             f'{tuple(rescales)} gives pyramid strides '
+                             f'{strides}; expected {PYRAMID_STRIDES}')
         # Read by _build_layers(), which runs inside MAE.__init__.
         self._qkv_bias = bool(qkv_bias)
         self._cache_size = int(cache_size)

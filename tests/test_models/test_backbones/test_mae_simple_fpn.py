@@ -54,6 +54,8 @@ def test_bad_input_raises(shape):
     (dict(drop_path_rate=1.5), 'drop_path_rate'),
     (dict(cache_size=-1), 'cache_size'),
     (dict(num_layers=0), 'positive'),
+    (dict(patch_size=8), 'pyramid strides'),
+    (dict(rescales=(4, 2, 1, 1)), 'pyramid strides'),
 ])
 def test_bad_args_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
