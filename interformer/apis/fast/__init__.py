@@ -11,9 +11,11 @@ A fused copy of the segmentor, built from its weights when an image is set
 * :class:`FastClickDecoder` (:mod:`.decoder`): the I-MSA neck
   (:mod:`.neck`) and the UPerHead (:mod:`.head`, BatchNorm folded) on
   channels-last maps; the keys/values of the cross-attention blocks are
-  computed once per image (:meth:`FastClickDecoder.prepare`), the click
-  embedding is taken at stride 4, PatchMerging is one strided conv;
-* :mod:`.ops`: the fused primitives, and FLOP formulas so torch's FLOP
+  computed once per image (:meth:`FastClickDecoder.prepare`), attention is
+  PyTorch's fused ``scaled_dot_product_attention``, the click embedding is
+  one table lookup at stride 4, PatchMerging is one strided conv;
+* :mod:`.ops`: the fused primitives (per-click layers keep their weights
+  pre-packed by oneDNN per input shape), and FLOP formulas so torch's FLOP
   counter sees them.
 
 In float32 the results equal the reference path (the model's own modules)

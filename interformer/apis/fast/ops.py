@@ -11,8 +11,10 @@ runs fp32 layers about twice as fast as ``torch.nn.functional.linear``.
 
 Weights are prepared once (:class:`ConvParams`, :class:`LinearParams`):
 eval-mode BatchNorm folded in, channels-last layout, the working dtype
-(float32, or bfloat16 for the opt-in bf16 path). :func:`attention` is the
-softmax attention of both the encoder and the neck.
+(float32, or bfloat16 for the opt-in bf16 path); the per-click layers also
+keep their weights pre-packed by oneDNN per input shape. :func:`attention`
+is the encoder's softmax attention (with the relative position bias); the
+neck uses PyTorch's fused ``scaled_dot_product_attention``.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
