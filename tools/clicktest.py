@@ -16,7 +16,8 @@ from mmengine.config import Config, DictAction
 
 from interformer.datasets.click_eval import CLICK_EVAL_DATASETS
 from interformer.evaluation import (build_click_test_dataset, build_predictor,
-                                    get_protocol, init_distributed,
+                                    finalize_distributed, get_protocol,
+                                    init_distributed,
                                     resolve_config_and_checkpoint,
                                     results_table, run_click_test,
                                     save_report, timing_table)
@@ -83,6 +84,7 @@ def main(argv=None):
         dataset_name=dataset_display_name(args.dataset),
         progress=not args.no_progress)
     if rank != 0:
+        finalize_distributed()
         return result
     model_name = osp.splitext(osp.basename(checkpoint or config))[0]
     work_dir = args.work_dir or osp.join(
@@ -92,6 +94,7 @@ def main(argv=None):
     print(results_table([result], model_name))
     print(timing_table([result]))
     print(f'results: {paths["json"]}\nplot:    {paths["plot"]}')
+    finalize_distributed()
     return result
 
 

@@ -5,8 +5,8 @@ JSON, mIoU plot)."""
 from ..interaction import Click, ClickProtocol, get_protocol, next_click
 from .click_test import (ClickTestResult, InstanceResult, evaluate_instance,
                          instance_rng, run_click_test)
-from .distributed import (all_gather_objects, get_dist_info,
-                          init_distributed, shard_indices)
+from .distributed import (all_gather_objects, finalize_distributed,
+                          get_dist_info, init_distributed, shard_indices)
 from .metrics import (iou, miou_curve, noc, nof_never_reached, nof_ritm,
                       summarize)
 from .report import (plot_miou_curves, result_to_dict, results_table,
@@ -18,8 +18,9 @@ __all__ = [
     'Click', 'ClickProtocol', 'get_protocol', 'next_click', 'iou', 'noc',
     'nof_ritm', 'nof_never_reached', 'miou_curve', 'summarize',
     'InstanceResult', 'ClickTestResult', 'evaluate_instance',
-    'run_click_test', 'instance_rng', 'init_distributed', 'get_dist_info',
-    'shard_indices', 'all_gather_objects', 'results_table', 'timing_table',
+    'run_click_test', 'instance_rng', 'init_distributed',
+    'finalize_distributed', 'get_dist_info', 'shard_indices',
+    'all_gather_objects', 'results_table', 'timing_table',
     'result_to_dict', 'save_json', 'save_report', 'plot_miou_curves',
     'build_click_test_dataset', 'build_predictor',
     'resolve_config_and_checkpoint'

@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    'LAUNCHERS', 'init_distributed', 'get_dist_info', 'shard_indices',
-    'all_gather_objects', 'local_device'
+    'LAUNCHERS', 'init_distributed', 'finalize_distributed', 'get_dist_info',
+    'shard_indices', 'all_gather_objects', 'local_device'
 ]
 
 LAUNCHERS = ('none', 'pytorch')
@@ -43,6 +43,20 @@ def init_distributed(launcher: str = 'none') -> Tuple[int, int]:
                                'start it with tools/dist_clicktest.sh')
         dist.init_process_group(backend='gloo')
     return get_dist_info()
+
+
+def finalize_distributed() -> None:
+    """Leave the process group cleanly once every rank is done.
+
+    All ranks wait for each other (rank 0 may still be writing the report),
+    then the group is destroyed. A process that exits with a live gloo
+    group can be aborted at interpreter shutdown ("terminate called without
+    an active exception", SIGABRT), which fails the whole torchrun job.
+    Call it on the success path only: a rank that failed must not wait.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def get_dist_info() -> Tuple[int, int]:

@@ -203,3 +203,19 @@ def test_interformer_predictor_encodes_once_per_instance(protocol):
     assert model.decode_calls >= len(dataset)
     assert model.decode_calls <= result.num_steps
     assert all(len(i.ious) == 20 for i in result.instances)
+
+
+def test_finalize_distributed_leaves_the_group(tmp_path):
+    """A one-process gloo group is left cleanly (and leaving twice or
+    without a group is a no-op)."""
+    import torch.distributed as dist
+
+    from interformer.evaluation import finalize_distributed, get_dist_info
+    finalize_distributed()  # no group: nothing to do
+    dist.init_process_group(
+        backend='gloo', init_method=f'file://{tmp_path / "store"}',
+        rank=0, world_size=1)
+    assert get_dist_info() == (0, 1) and dist.is_initialized()
+    finalize_distributed()
+    assert not dist.is_initialized()
+    finalize_distributed()
