@@ -83,17 +83,17 @@ def main(argv=None):
         predictor, dataset, protocol, seed=args.seed,
         dataset_name=dataset_display_name(args.dataset),
         progress=not args.no_progress)
-    if rank != 0:
-        finalize_distributed()
-        return result
-    model_name = osp.splitext(osp.basename(checkpoint or config))[0]
-    work_dir = args.work_dir or osp.join(
-        'work_dirs', 'clicktest', osp.splitext(osp.basename(config))[0])
-    meta = dict(config=config, checkpoint=checkpoint, data_root=args.data_root)
-    paths = save_report(result, work_dir, meta, model_name)
-    print(results_table([result], model_name))
-    print(timing_table([result]))
-    print(f'results: {paths["json"]}\nplot:    {paths["plot"]}')
+    if rank == 0:
+        model_name = osp.splitext(osp.basename(checkpoint or config))[0]
+        work_dir = args.work_dir or osp.join(
+            'work_dirs', 'clicktest',
+            osp.splitext(osp.basename(config))[0])
+        meta = dict(config=config, checkpoint=checkpoint,
+                    data_root=args.data_root)
+        paths = save_report(result, work_dir, meta, model_name)
+        print(results_table([result], model_name))
+        print(timing_table([result]))
+        print(f'results: {paths["json"]}\nplot:    {paths["plot"]}')
     finalize_distributed()
     return result
 

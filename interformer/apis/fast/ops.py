@@ -17,7 +17,7 @@ is the encoder's softmax attention (with the relative position bias); the
 neck uses PyTorch's fused ``scaled_dot_product_attention``.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -184,6 +184,21 @@ def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],
     return new_weight.float(), new_bias.float()
 
 
+def _packed(params, key: tuple, pack: Callable[[], Tensor]) -> Tensor:
+    """``params.weight`` pre-packed for ``key``: looked up, else built by
+    ``pack()`` and kept (the oldest of :data:`MAX_PACKED_SHAPES` entries
+    is dropped); the plain weight when ``params.packed`` is None."""
+    cache = params.packed
+    if cache is None:
+        return params.weight
+    weight = cache.get(key)
+    if weight is None:
+        if len(cache) >= MAX_PACKED_SHAPES:
+            cache.pop(next(iter(cache)))
+        weight = cache[key] = pack()
+    return weight
+
+
 def packed_weight(params: ConvParams, x: Tensor) -> Tensor:
     """The convolution weight pre-packed by oneDNN for input ``x``'s shape.
 
@@ -191,18 +206,12 @@ def packed_weight(params: ConvParams, x: Tensor) -> Tensor:
     for the last :data:`MAX_PACKED_SHAPES` input shapes (the predictor
     sees one canvas size per image).
     """
-    if params.packed is None:
-        return params.weight
-    key = (tuple(x.shape), x.dtype)
-    weight = params.packed.get(key)
-    if weight is None:
-        weight = _remember(
-            params.packed, key,
-            torch._C._nn.mkldnn_reorder_conv2d_weight(
-                params.weight.contiguous().to_mkldnn(),
-                list(params.padding), list(params.stride),
-                list(params.dilation), params.groups, list(x.shape)))
-    return weight
+    return _packed(
+        params, (tuple(x.shape), x.dtype),
+        lambda: torch._C._nn.mkldnn_reorder_conv2d_weight(
+            params.weight.contiguous().to_mkldnn(), list(params.padding),
+            list(params.stride), list(params.dilation), params.groups,
+            list(x.shape)))
 
 
 def conv(x: Tensor, params: ConvParams) -> Tensor:
@@ -241,26 +250,12 @@ def conv_transpose(x: Tensor, params: ConvParams) -> Tensor:
         [], _algorithm(params.act))
 
 
-def _remember(cache: Dict[tuple, Tensor], key: tuple,
-              weight: Tensor) -> Tensor:
-    if len(cache) >= MAX_PACKED_SHAPES:
-        cache.pop(next(iter(cache)))
-    cache[key] = weight
-    return weight
-
-
 def packed_linear_weight(params: LinearParams, x: Tensor) -> Tensor:
     """The linear weight pre-packed by oneDNN for ``x``'s number of rows
     (same values, blocked layout; kept for a few row counts)."""
-    if params.packed is None:
-        return params.weight
     rows = x.numel() // x.shape[-1]
-    key = (rows, x.dtype)
-    weight = params.packed.get(key)
-    if weight is None:
-        weight = _remember(params.packed, key,
-                           _MKLDNN._reorder_linear_weight(params.weight, rows))
-    return weight
+    return _packed(params, (rows, x.dtype),
+                   lambda: _MKLDNN._reorder_linear_weight(params.weight, rows))
 
 
 def linear(x: Tensor, params: LinearParams) -> Tensor:
