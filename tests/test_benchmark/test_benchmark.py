@@ -124,7 +124,10 @@ def test_job_records_every_path_with_the_documented_keys(debug_records):
     assert 1e-4 < bf16['max_abs_diff'] < 1.0
     # the fast path skips the cached key/value side at every click
     assert fast['click_gflops'] < ref['click_gflops']
-    assert fast['click_gflops'] == pytest.approx(bf16['click_gflops'])
+    # the same graph; bf16 pads the pooled keys to a multiple of 16 for its
+    # attention kernel, a little more arithmetic
+    assert fast['click_gflops'] <= bf16['click_gflops'] <= 1.02 * fast[
+        'click_gflops']
     # and computes it once per image instead
     assert fast['encoder_gflops'] > ref['encoder_gflops']
 

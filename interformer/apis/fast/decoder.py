@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from .head import FastUPerHead
-from .neck import FastIMSA, KeyValue
+from .neck import FastIMSA
+from .pooled_kv import PooledKeyValue
 
 __all__ = ['FastClickDecoder', 'DecoderCache', 'WORKING_DTYPES']
 
@@ -32,7 +33,7 @@ class DecoderCache:
         input_shape: (H, W) of the model input (the padded canvas).
     """
     feats: List[Tensor]
-    key_values: List[KeyValue]
+    key_values: List[PooledKeyValue]
     input_shape: Tuple[int, int]
 
 

@@ -6,7 +6,8 @@ also the (1, H*W, C) token layout the attention and linear layers use, so
 switching between the two costs nothing. Per block:
 
 * attention: GroupNorm -> query Linear -> softmax attention against the
-  pooled keys/values (PyTorch's fused CPU ``scaled_dot_product_attention``:
+  pooled keys/values (:mod:`.pooled_kv`: the four pyramid levels in one
+  grouped conv; PyTorch's fused CPU ``scaled_dot_product_attention``:
   blocked, softmax statistics in float32 for bfloat16 inputs, the score
   matrix never stored) -> output Linear + residual;
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
@@ -25,12 +26,12 @@ from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
                   linear, linear_add)
+from .pooled_kv import PooledKeyValue, PyramidKeyValue
 
 __all__ = [
     'FastIMSA', 'FastPoolingBlock', 'embed_reference_label', 'quad_table'
 ]
 
-KeyValue = Tuple[Tensor, Tensor]
 #: Scale of the stride-4 grid w.r.t. the reference label.
 EMBED_STRIDE = 4
 
@@ -126,52 +127,24 @@ class FastPoolingBlock:
         self.num_heads = attn.num_heads
         self.head_dims = attn.head_dims
         self.scale = attn.scale
-        self.pool_ratios = attn.pool_ratios
-        self.target_grid = attn.target_grid
-        self._pooled_sizes = attn.pooled_sizes
         self.norm1 = _norm_params(block.norm1)
         self.norm_kv = _norm_params(block.norm_kv)
         self.norm2 = _norm_params(block.norm2)
-        self.kv_norm = _norm_params(attn.norm)
         self.query = LinearParams.from_linear(attn.query_proj, dtype)
-        self.key_value_proj = LinearParams.from_linear(attn.key_value_proj,
-                                                       dtype)
+        self._key_value = PyramidKeyValue(attn, dtype)
         self.proj = LinearParams.from_linear(attn.proj, dtype)
-        self.dconvs = [ConvParams.from_conv(c, dtype) for c in attn.dconvs]
         mlp = block.mlp
         self.mlp_in = ConvParams.from_conv(mlp[0], dtype, act='hardswish')
         self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
         self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
 
-    def key_value(self, kv: Tensor) -> KeyValue:
-        """Pooled K/V of a channels-last key/value map (not normalised).
-
-        Returns:
-            tuple[Tensor, Tensor]: keys and values, each (1, heads, N_kv, d)
-            in the working dtype, in the layout
-            ``F.scaled_dot_product_attention`` reads.
-        """
-        kv = _group_norm(kv, self.norm_kv)
-        height, width = kv.shape[-2:]
-        levels = []
-        for (ph,
-             pw), dconv in zip(self._pooled_sizes(height, width), self.dconvs):
-            if (ph, pw) == (height, width):
-                pooled = kv
-            else:
-                pooled = channels_last(F.adaptive_max_pool2d(kv, (ph, pw)))
-            levels.append(as_tokens(conv_add(pooled, pooled, dconv)))
-        tokens = torch.cat(levels, dim=1)
-        tokens = F.layer_norm(tokens, (self.embed_dims, ), *self.kv_norm)
-        key_value = linear(tokens, self.key_value_proj)[0]
-        key_value = key_value.view(-1, 2, self.num_heads,
-                                   self.head_dims).permute(1, 2, 0, 3)
-        return (key_value[0].contiguous()[None],
-                key_value[1].contiguous()[None])
+    def key_value(self, kv: Tensor) -> PooledKeyValue:
+        """Pooled K/V of a channels-last key/value map (not normalised)."""
+        return self._key_value(_group_norm(kv, self.norm_kv))
 
     def __call__(self,
                  x: Tensor,
-                 key_value: Optional[KeyValue] = None) -> Tensor:
+                 key_value: Optional[PooledKeyValue] = None) -> Tensor:
         """x: channels-last (1, C, H, W); ``key_value=None`` self-attends."""
         if key_value is None:
             key_value = self.key_value(x)
@@ -182,7 +155,11 @@ class FastPoolingBlock:
         query = query.view(batch, -1, self.num_heads,
                            self.head_dims).transpose(1, 2)
         out = F.scaled_dot_product_attention(
-            query, *key_value, scale=self.scale)
+            query,
+            key_value.key,
+            key_value.value,
+            attn_mask=key_value.mask,
+            scale=self.scale)
         out = out.transpose(1, 2).reshape(batch, -1, channels)
         x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
         hidden = conv(_group_norm(x, self.norm2), self.mlp_in)
@@ -202,10 +179,15 @@ class FastPatchMerging:
 
     ``conv`` is a 3x3 stride-2 convolution whose weight is ``W*g``
     reshaped to (C_out, C, 3, 3) (the unfold order is channel-major, the
-    conv weight order). ``m`` and ``s`` come from box sums of the channel
-    sums of ``x`` and ``x^2`` (float64). This never materialises the 9x
-    wider unfolded map. Computed in float32 whatever the working dtype:
-    the subtraction would cancel bfloat16's few digits.
+    conv weight order). ``m`` and ``s`` come from box means of the
+    channel sums of ``x`` and ``x^2`` (float64 after the per-pixel sums).
+    This never materialises the 9x wider unfolded map; the normalisation
+    is two fused passes (``addcmul``) over the conv output, in float32.
+    The conv runs in the working dtype: in bfloat16 its output rounding
+    (relative 2^-9 of ``|conv(x, W*g)|``, which includes ``m * rowsum``)
+    is of the same order as the rounding of ``x`` itself (2^-9 of
+    ``|x|``, which includes ``m``), so the subtraction adds no error of a
+    new order.
     """
 
     def __init__(self, module: PatchMerging, dtype: torch.dtype) -> None:
@@ -215,7 +197,6 @@ class FastPatchMerging:
         self.kernel_size = module.kernel_size
         self.stride = module.stride
         self.padding = module.padding
-        self.in_channels = module.in_channels
         self.eps = module.norm.eps
         weight = module.reduction.weight.detach().double()  # (C_out, 9C)
         gamma = module.norm.weight.detach().double()
@@ -224,7 +205,7 @@ class FastPatchMerging:
         k = self.kernel_size
         self.conv = ConvParams(
             weight=channels_last(
-                scaled.view(-1, self.in_channels, k, k).float()),
+                scaled.view(-1, module.in_channels, k, k).to(dtype)),
             bias=None,
             stride=(self.stride, self.stride),
             padding=(self.padding, self.padding))
@@ -232,23 +213,35 @@ class FastPatchMerging:
         self.shift = (weight @ beta).float().view(1, -1, 1, 1)
 
     def __call__(self, x: Tensor) -> Tensor:
-        x = x.float()
-        k, stride, pad = self.kernel_size, self.stride, self.padding
-        count = self.in_channels * k * k
+        """x: channels-last (1, C, H, W) -> channels-last (1, C_out, h, w)."""
+        channels = x.shape[1]
+        x32 = x.float()
+        # per-pixel channel sums of x and x^2 (float32, a reduction over the
+        # contiguous dim), window means in float64
         sums = torch.cat(
-            (x.sum(1, keepdim=True, dtype=torch.float64), x.square().sum(
-                1, keepdim=True, dtype=torch.float64)), 1)
-        # box means over the k x k window, padding counted as zeros
+            (x32.sum(1, keepdim=True), x32.square().sum(1, keepdim=True)),
+            1).double()
         means = F.avg_pool2d(
-            sums, k, stride, pad, count_include_pad=True) * (
-                k * k / count)
+            sums,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            count_include_pad=True).div_(channels)
         mean, mean_sq = means[:, :1], means[:, 1:]
-        inv_std = torch.rsqrt((mean_sq - mean.square()).clamp_min(0) +
-                              self.eps)
-        out = conv(channels_last(x), self.conv)
-        out = out.mul_(inv_std.float())
-        out = out.sub_((mean * inv_std).float() * self.row_sum)
-        return out.add_(self.shift).to(self.dtype)
+        inv_std = torch.rsqrt(
+            torch.addcmul(mean_sq, mean, mean,
+                          value=-1).clamp_min_(0).add_(self.eps))
+        scaled_mean = (mean * inv_std).float()
+        inv_std = inv_std.float()
+        out = conv(x, self.conv).float()
+        # out = conv / s + (shift - m / s * rowsum), in two fused passes
+        offset = torch.addcmul(
+            self.shift,
+            scaled_mean,
+            self.row_sum,
+            value=-1,
+            out=torch.empty_like(out))
+        return torch.addcmul(offset, out, inv_std, out=out).to(self.dtype)
 
 
 class FastIMSA:
@@ -297,7 +290,7 @@ class FastIMSA:
             feats.append(channels_last(feat.to(self.dtype)))
         return feats
 
-    def image_key_values(self, feats: Sequence[Tensor]) -> List[KeyValue]:
+    def image_key_values(self, feats: Sequence[Tensor]) -> List[PooledKeyValue]:
         """K/V of every stage's cross-attention block (once per image)."""
         return [
             blocks[0].key_value(feat)
@@ -306,7 +299,7 @@ class FastIMSA:
 
     def __call__(self,
                  feats: Sequence[Tensor],
-                 key_values: Sequence[KeyValue],
+                 key_values: Sequence[PooledKeyValue],
                  ref_label: Tensor,
                  roi: Optional[Tensor] = None) -> List[Tensor]:
         """Neck outputs for one reference label.
@@ -366,9 +359,11 @@ def _norm_params(module) -> Tuple[Optional[Tensor], Optional[Tensor], float]:
 
 
 def _group_norm(x: Tensor, params) -> Tensor:
-    """GroupNorm(1, C) keeping the input dtype and channels-last layout."""
+    """GroupNorm(1, C) keeping the input dtype and channels-last layout.
+
+    The float32 weight and bias are used as they are for a bfloat16 input
+    (PyTorch's CPU kernel takes mixed parameters, more precise than
+    rounding them and without a conversion per call).
+    """
     weight, bias, eps = params
-    if x.dtype != torch.float32:
-        weight = None if weight is None else weight.to(x.dtype)
-        bias = None if bias is None else bias.to(x.dtype)
     return F.group_norm(x, 1, weight, bias, eps)

@@ -1,0 +1,157 @@
+"""Pyramid-pooled keys/values of an I-MSA block for the fused attention.
+
+:meth:`PoolingAttention.key_value <interformer.models.necks.imsa.
+PoolingAttention.key_value>` max-pools a key/value map to four small grids
+(about 250 tokens in all), adds a depthwise 3x3 conv (+ residual) to each,
+layer-norms the tokens and projects them to ``[K | V]``. On such small
+grids a oneDNN depthwise call is mostly fixed cost (~40 us), so the four
+levels share one grouped call on a canvas that stacks them along channels
+(:class:`PyramidKeyValue`). K and V come out in the layout
+``F.scaled_dot_product_attention`` reads, (1, heads, N, d) each.
+
+For bfloat16 the key count is padded to a multiple of :data:`KV_PAD`: the
+bf16 attention kernel is about 30 % faster on such counts (11264 queries x
+251 keys: 1.33 -> 0.95 ms on 2 cores) and the padded keys (copies of the
+first token) are masked out.
+"""
+from typing import Dict, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .ops import ConvParams, LinearParams, channels_last, conv_add, linear
+
+__all__ = ['PooledKeyValue', 'PyramidKeyValue', 'KV_PAD']
+
+#: Key-count multiple per working dtype (no padding for float32: its kernel
+#: gains nothing from it).
+KV_PAD = {torch.bfloat16: 16}
+#: Key/value map sizes whose canvas and token index are kept per block.
+MAX_CACHED_GRIDS = 4
+
+
+class PooledKeyValue(NamedTuple):
+    """Keys and values for ``F.scaled_dot_product_attention``.
+
+    Attributes:
+        key: (1, heads, N, d) working dtype, contiguous.
+        value: (1, heads, N, d) working dtype, contiguous.
+        mask: (1, 1, 1, N) bool, False on padded keys; None without padding.
+    """
+    key: Tensor
+    value: Tensor
+    mask: Optional[Tensor]
+
+
+class _Layout(NamedTuple):
+    """Where the pooled levels of one key/value map size live."""
+    sizes: Tuple[Tuple[int, int], ...]  # (h, w) per level
+    canvas: Tensor  # (1, levels*C, h_max, w_max) channels-last, zeros
+    index: Tensor  # (N_padded,) token rows of the conv output
+    mask: Optional[Tensor]  # (1, 1, 1, N_padded) bool or None
+
+
+class PyramidKeyValue:
+    """The key/value side of one :class:`PoolingAttention`.
+
+    The levels are pooled into one zero canvas, stacked along channels (the
+    zeros around a smaller level are exactly the conv's zero padding), so
+    the four depthwise convs + residuals are one grouped oneDNN call; a
+    single ``index_select`` then reads the tokens in the reference order
+    (level by level, row-major) plus, for padding, copies of the first
+    token (masked out).
+
+    Args:
+        attn: the source attention module (eval mode).
+        dtype: working dtype (float32 or bfloat16).
+    """
+
+    def __init__(self, attn, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.embed_dims = attn.embed_dims
+        self.num_heads = attn.num_heads
+        self.head_dims = attn.head_dims
+        self.pooled_sizes = attn.pooled_sizes
+        self.norm = (attn.norm.weight.detach().float(),
+                     attn.norm.bias.detach().float(), attn.norm.eps)
+        self.dconv = _stacked_depthwise(attn.dconvs, dtype)
+        self.proj = LinearParams.from_linear(attn.key_value_proj, dtype)
+        self._layouts: Dict[Tuple[int, int], _Layout] = {}
+
+    def _layout(self, height: int, width: int) -> _Layout:
+        """The canvas and token index for an (height, width) map, cached."""
+        layout = self._layouts.get((height, width))
+        if layout is not None:
+            return layout
+        sizes = tuple(
+            (int(h), int(w)) for h, w in self.pooled_sizes(height, width))
+        levels = len(sizes)
+        max_h = max(h for h, _ in sizes)
+        max_w = max(w for _, w in sizes)
+        canvas = channels_last(
+            torch.zeros(1, levels * self.embed_dims, max_h, max_w,
+                        dtype=self.dtype))
+        # conv output row (y * max_w + x) * levels + level holds the token
+        rows = []
+        for level, (h, w) in enumerate(sizes):
+            y, x = torch.meshgrid(
+                torch.arange(h), torch.arange(w), indexing='ij')
+            rows.append(((y * max_w + x) * levels + level).reshape(-1))
+        index = torch.cat(rows)
+        total = index.numel()
+        multiple = KV_PAD.get(self.dtype, 1)
+        padded = -(-total // multiple) * multiple
+        mask = None
+        if padded != total:
+            index = torch.cat((index, index[:1].expand(padded - total)))
+            mask = torch.arange(padded).lt(total).view(1, 1, 1, -1)
+        if len(self._layouts) >= MAX_CACHED_GRIDS:
+            self._layouts.pop(next(iter(self._layouts)))
+        layout = self._layouts[(height, width)] = _Layout(
+            sizes, canvas, index, mask)
+        return layout
+
+    def __call__(self, kv_map: Tensor) -> PooledKeyValue:
+        """K/V of a channels-last (1, C, H, W) map, already normalised."""
+        height, width = kv_map.shape[-2:]
+        layout = self._layout(height, width)
+        channels = self.embed_dims
+        canvas = layout.canvas
+        for level, (h, w) in enumerate(layout.sizes):
+            pooled = kv_map if (h, w) == (height, width) else \
+                F.adaptive_max_pool2d(kv_map, (h, w))
+            canvas[:, level * channels:(level + 1) * channels, :h, :w] = pooled
+        out = conv_add(canvas, canvas, self.dconv)  # channels-last
+        tokens = out.permute(0, 2, 3, 1).reshape(-1, channels).index_select(
+            0, layout.index)
+        tokens = F.layer_norm(tokens, (channels, ), *self.norm)
+        key_value = linear(tokens, self.proj)
+        num_tokens = tokens.shape[0]
+        qkv = key_value.new_empty(2, self.num_heads, num_tokens,
+                                  self.head_dims)
+        qkv.copy_(
+            key_value.view(num_tokens, 2, self.num_heads,
+                           self.head_dims).permute(1, 2, 0, 3))
+        return PooledKeyValue(qkv[0][None], qkv[1][None], layout.mask)
+
+
+def _stacked_depthwise(dconvs, dtype: torch.dtype) -> ConvParams:
+    """One grouped conv equal to the per-level depthwise convs stacked
+    along channels."""
+    weight = torch.cat([c.weight.detach() for c in dconvs])
+    bias = None
+    if dconvs[0].bias is not None:
+        bias = torch.cat([c.bias.detach() for c in dconvs])
+    stacked = torch.nn.Conv2d(
+        weight.shape[0],
+        weight.shape[0],
+        dconvs[0].kernel_size,
+        padding=dconvs[0].padding,
+        groups=weight.shape[0],
+        bias=bias is not None)
+    with torch.no_grad():
+        stacked.weight.copy_(weight)
+        if bias is not None:
+            stacked.bias.copy_(bias)
+    return ConvParams.from_conv(stacked, dtype)
