@@ -58,6 +58,16 @@ def test_the_reused_canvas_keeps_no_stale_level():
     torch.testing.assert_close(out.value, value, atol=1e-5, rtol=0)
 
 
+def test_a_canvas_built_in_inference_mode_is_usable_outside_it():
+    attn = _attention(5)
+    fast = PyramidKeyValue(attn, torch.float32)
+    x = channels_last(torch.randn(1, 16, 8, 12))
+    with torch.inference_mode():
+        inside = fast(x)
+    outside = fast(x)
+    assert torch.equal(inside.key, outside.key)
+
+
 def test_layouts_are_kept_for_a_few_map_sizes_only():
     fast = PyramidKeyValue(_attention(2), torch.float32)
     for height in range(5, 6 + MAX_CACHED_GRIDS):

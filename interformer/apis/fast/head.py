@@ -5,7 +5,7 @@ BatchNorm with running statistics): every ``ConvModule`` (conv -> BN ->
 ReLU) becomes one oneDNN convolution with the BN folded into its weights
 and the ReLU fused; maps stay channels-last.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -68,23 +68,24 @@ class FastUPerHead:
         # ~0.03 near |logit| = 8, right where the mask decision is made
         self.cls = ConvParams.from_conv(head.conv_seg, torch.float32)
 
-    def _resize(self, x: Tensor, size) -> Tensor:
-        # PyTorch's channels-last bilinear kernel runs about twice as fast in
-        # float32 as in bfloat16 here, conversions included (and rounds once)
-        out = F.interpolate(
+    def _resize(self, x: Tensor, size, out: Optional[Tensor] = None):
+        """Bilinear resize; into ``out`` (any dtype, may be a strided
+        channel slice) when given. PyTorch's channels-last bilinear kernel
+        runs about twice as fast in float32 as in bfloat16 here,
+        conversions included (and rounds once)."""
+        resized = F.interpolate(
             x.float(),
             size=size,
             mode='bilinear',
             align_corners=self.align_corners)
-        return out.to(x.dtype)
+        if out is None:
+            return resized.to(x.dtype)
+        return out.copy_(resized)
 
     def __call__(self, inputs: Sequence[Tensor]) -> Tensor:
         """Channels-last neck outputs -> (1, num_classes, H/4, W/4) float32
         logits."""
         inputs = [inputs[i] for i in self.in_index]
-        laterals: List[Tensor] = [
-            conv(inputs[i], params) for i, params in enumerate(self.laterals)
-        ]
         top = inputs[-1]
         size = tuple(top.shape[-2:])
         ppm = [top] + [
@@ -92,21 +93,37 @@ class FastUPerHead:
                 conv(F.adaptive_avg_pool2d(top, scale), params), size)
             for scale, params in zip(self.ppm_scales, self.ppm_convs)
         ]
+        laterals: List[Tensor] = [
+            conv(inputs[i], params) for i, params in enumerate(self.laterals)
+        ]
         laterals.append(
             conv(
                 torch.cat(ppm,
                           dim=1).contiguous(memory_format=torch.channels_last),
                 self.bottleneck))
+        # top-down (the laterals end in a ReLU, so the sum cannot be fused
+        # into their conv)
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + self._resize(
-                laterals[i], tuple(laterals[i - 1].shape[-2:]))
+            laterals[i - 1] = laterals[i - 1].add_(
+                self._resize(laterals[i], tuple(laterals[i - 1].shape[-2:])))
+        # every level at stride 4, written straight into the channel slices
+        # of the fpn_bottleneck's input (no concatenation pass)
         outs = [
             conv(laterals[i], params)
             for i, params in enumerate(self.fpn_convs)
-        ]
-        outs.append(laterals[-1])
-        size = tuple(outs[0].shape[-2:])
-        outs = [outs[0]] + [self._resize(o, size) for o in outs[1:]]
-        fused = torch.cat(
-            outs, dim=1).contiguous(memory_format=torch.channels_last)
+        ] + [laterals[-1]]
+        first = outs[0]
+        size = tuple(first.shape[-2:])
+        channels = [o.shape[1] for o in outs]
+        fused = torch.empty((1, sum(channels)) + size,
+                            dtype=first.dtype,
+                            memory_format=torch.channels_last)
+        start = 0
+        for i, out in enumerate(outs):
+            target = fused[:, start:start + channels[i]]
+            if i == 0:
+                target.copy_(out)
+            else:
+                self._resize(out, size, out=target)
+            start += channels[i]
         return conv(conv(fused, self.fpn_bottleneck).float(), self.cls)

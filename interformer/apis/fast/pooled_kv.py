@@ -89,9 +89,12 @@ class PyramidKeyValue:
         levels = len(sizes)
         max_h = max(h for h, _ in sizes)
         max_w = max(w for _, w in sizes)
-        canvas = channels_last(
-            torch.zeros(1, levels * self.embed_dims, max_h, max_w,
-                        dtype=self.dtype))
+        # a normal tensor even when built under inference mode, so that it
+        # can be written to inside and outside inference mode
+        with torch.inference_mode(False):
+            canvas = channels_last(
+                torch.zeros(1, levels * self.embed_dims, max_h, max_w,
+                            dtype=self.dtype))
         # conv output row (y * max_w + x) * levels + level holds the token
         rows = []
         for level, (h, w) in enumerate(sizes):
