@@ -87,10 +87,12 @@ def embed_reference_label(ref_label: Tensor,
         ref_label: (B, H, W) integer codes.
         table: (num_codes, C) float32 embedding table.
         size: (h, w) of the output grid.
-        quad: ``quad_table(table)``, precomputed (built here if None).
+        quad: ``quad_table(table)``, precomputed (built here if None),
+            possibly rounded to the working dtype.
 
     Returns:
-        Tensor: channels-last (B, C, h, w) float32.
+        Tensor: channels-last (B, C, h, w), the dtype of ``quad`` on the
+        stride-4 route, else float32.
     """
     batch, height, width = ref_label.shape
     out_h, out_w = size
@@ -261,7 +263,9 @@ class FastIMSA:
         self.num_ref_states = neck.num_ref_states
         self.cum_strides = neck.cum_strides
         self.table = neck.patch_embed.detach().float().clone()
-        self.quad = quad_table(self.table)
+        # rounded to the working dtype once: the lookup then equals the
+        # float32 embedding rounded per click, without the conversion pass
+        self.quad = quad_table(self.table).to(dtype)
         self.stages = []
         for stage in neck.stages:
             blocks = [FastPoolingBlock(b, dtype) for b in stage.blocks]
@@ -317,7 +321,7 @@ class FastIMSA:
         first = feats[0]
         emb = embed_reference_label(ref_label, self.table,
                                     tuple(first.shape[-2:]), self.quad)
-        x = first + emb.to(self.dtype)
+        x = first + emb.to(self.dtype)  # no-op on the stride-4 route
         outs = []
         for i, (blocks, down) in enumerate(self.stages):
             x = blocks[0](x, key_values[i])

@@ -48,6 +48,7 @@ class _Layout(NamedTuple):
     """Where the pooled levels of one key/value map size live."""
     sizes: Tuple[Tuple[int, int], ...]  # (h, w) per level
     canvas: Tensor  # (1, levels*C, h_max, w_max) channels-last, zeros
+    targets: Tuple[Tensor, ...]  # per level, its (1, C, h, w) canvas view
     index: Tensor  # (N_padded,) token rows of the conv output
     mask: Optional[Tensor]  # (1, 1, 1, N_padded) bool or None
 
@@ -111,8 +112,11 @@ class PyramidKeyValue:
             mask = torch.arange(padded).lt(total).view(1, 1, 1, -1)
         if len(self._layouts) >= MAX_CACHED_GRIDS:
             self._layouts.pop(next(iter(self._layouts)))
+        targets = tuple(
+            canvas[:, level * self.embed_dims:(level + 1) * self.embed_dims,
+                   :h, :w] for level, (h, w) in enumerate(sizes))
         layout = self._layouts[(height, width)] = _Layout(
-            sizes, canvas, index, mask)
+            sizes, canvas, targets, index, mask)
         return layout
 
     def __call__(self, kv_map: Tensor) -> PooledKeyValue:
@@ -121,10 +125,9 @@ class PyramidKeyValue:
         layout = self._layout(height, width)
         channels = self.embed_dims
         canvas = layout.canvas
-        for level, (h, w) in enumerate(layout.sizes):
-            pooled = kv_map if (h, w) == (height, width) else \
-                F.adaptive_max_pool2d(kv_map, (h, w))
-            canvas[:, level * channels:(level + 1) * channels, :h, :w] = pooled
+        for (h, w), target in zip(layout.sizes, layout.targets):
+            target.copy_(kv_map if (h, w) == (height, width) else F.
+                         adaptive_max_pool2d(kv_map, (h, w)))
         out = conv_add(canvas, canvas, self.dconv)  # channels-last
         tokens = out.permute(0, 2, 3, 1).reshape(-1, channels).index_select(
             0, layout.index)
