@@ -1,6 +1,8 @@
 """Fast-path neck parts against the modules they replace: the pyramid
 keys/values (one grouped conv over a stacked canvas, bf16 padding + mask)
 and PatchMerging (one strided conv + window statistics)."""
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,27 @@ def test_a_canvas_built_in_inference_mode_is_usable_outside_it():
         inside = fast(x)
     outside = fast(x)
     assert torch.equal(inside.key, outside.key)
+
+
+def test_concurrent_callers_do_not_mix_their_levels():
+    attn = _attention(6)
+    fast = PyramidKeyValue(attn, torch.float32)
+    maps = [torch.randn(1, 16, 8, 12) * (i + 1) for i in range(2)]
+    with torch.no_grad():
+        expected = [attn.key_value(m)[0] for m in maps]
+    errors = []
+
+    def worker(index):
+        for _ in range(30):
+            got = fast(channels_last(maps[index])).key
+            errors.append(float((got - expected[index]).abs().max()))
+
+    threads = [threading.Thread(target=worker, args=(i, )) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 60 and max(errors) < 1e-4
 
 
 def test_layouts_are_kept_for_a_few_map_sizes_only():

@@ -14,6 +14,7 @@ bf16 attention kernel is about 30 % faster on such counts (11264 queries x
 251 keys: 1.33 -> 0.95 ms on 2 cores) and the padded keys (copies of the
 first token) are masked out.
 """
+import threading
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -79,6 +80,8 @@ class PyramidKeyValue:
         self.dconv = _stacked_depthwise(attn.dconvs, dtype)
         self.proj = LinearParams.from_linear(attn.key_value_proj, dtype)
         self._layouts: Dict[Tuple[int, int], _Layout] = {}
+        # the canvases are reused: one caller at a time per block
+        self._lock = threading.Lock()
 
     def _layout(self, height: int, width: int) -> _Layout:
         """The canvas and token index for an (height, width) map, cached."""
@@ -125,10 +128,11 @@ class PyramidKeyValue:
         layout = self._layout(height, width)
         channels = self.embed_dims
         canvas = layout.canvas
-        for (h, w), target in zip(layout.sizes, layout.targets):
-            target.copy_(kv_map if (h, w) == (height, width) else F.
-                         adaptive_max_pool2d(kv_map, (h, w)))
-        out = conv_add(canvas, canvas, self.dconv)  # channels-last
+        with self._lock:
+            for (h, w), target in zip(layout.sizes, layout.targets):
+                target.copy_(kv_map if (h, w) == (height, width) else F.
+                             adaptive_max_pool2d(kv_map, (h, w)))
+            out = conv_add(canvas, canvas, self.dconv)  # channels-last
         tokens = out.permute(0, 2, 3, 1).reshape(-1, channels).index_select(
             0, layout.index)
         tokens = F.layer_norm(tokens, (channels, ), *self.norm)
