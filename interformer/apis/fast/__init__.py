@@ -11,9 +11,12 @@ A fused copy of the segmentor, built from its weights when an image is set
 * :class:`FastClickDecoder` (:mod:`.decoder`): the I-MSA neck
   (:mod:`.neck`) and the UPerHead (:mod:`.head`, BatchNorm folded) on
   channels-last maps; the keys/values of the cross-attention blocks are
-  computed once per image (:meth:`FastClickDecoder.prepare`), attention is
-  PyTorch's fused ``scaled_dot_product_attention``, the click embedding is
-  one table lookup at stride 4, PatchMerging is one strided conv;
+  computed once per image (:meth:`FastClickDecoder.prepare`), the pooled
+  keys/values of the self-attention blocks take one grouped conv for their
+  four levels (:mod:`.pooled_kv`), attention is PyTorch's fused
+  ``scaled_dot_product_attention`` (bf16: key count padded to 16, masked),
+  the click embedding is one table lookup at stride 4, PatchMerging is one
+  strided conv;
 * :mod:`.ops`: the fused primitives (per-click layers keep their weights
   pre-packed by oneDNN per input shape), and FLOP formulas so torch's FLOP
   counter sees them.
