@@ -118,12 +118,9 @@ class FastUPerHead:
         fused = torch.empty((1, sum(channels)) + size,
                             dtype=first.dtype,
                             memory_format=torch.channels_last)
-        start = 0
-        for i, out in enumerate(outs):
-            target = fused[:, start:start + channels[i]]
-            if i == 0:
-                target.copy_(out)
-            else:
-                self._resize(out, size, out=target)
-            start += channels[i]
+        fused[:, :channels[0]].copy_(first)
+        start = channels[0]
+        for out in outs[1:]:
+            self._resize(out, size, out=fused[:, start:start + out.shape[1]])
+            start += out.shape[1]
         return conv(conv(fused, self.fpn_bottleneck).float(), self.cls)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
-                  linear, linear_add)
+                  linear, linear_add, norm_params)
 from .pooled_kv import PooledKeyValue, PyramidKeyValue
 
 __all__ = [
@@ -129,9 +129,9 @@ class FastPoolingBlock:
         self.num_heads = attn.num_heads
         self.head_dims = attn.head_dims
         self.scale = attn.scale
-        self.norm1 = _norm_params(block.norm1)
-        self.norm_kv = _norm_params(block.norm_kv)
-        self.norm2 = _norm_params(block.norm2)
+        self.norm1 = norm_params(block.norm1)
+        self.norm_kv = norm_params(block.norm_kv)
+        self.norm2 = norm_params(block.norm2)
         self.query = LinearParams.from_linear(attn.query_proj, dtype)
         self._key_value = PyramidKeyValue(attn, dtype)
         self.proj = LinearParams.from_linear(attn.proj, dtype)
@@ -275,7 +275,7 @@ class FastIMSA:
         self.refine = [[FastPoolingBlock(b, dtype) for b in stage.blocks]
                        for stage in neck.refine_stages]
         self.out_norms = [
-            _norm_params(getattr(neck, f'norm{i}'))
+            norm_params(getattr(neck, f'norm{i}'))
             for i in range(len(self.stages))
         ]
 
@@ -353,13 +353,6 @@ class FastIMSA:
         out = x.clone(memory_format=torch.channels_last)
         out[:, :, up:bottom, left:right] = crop
         return out
-
-
-def _norm_params(module) -> Tuple[Optional[Tensor], Optional[Tensor], float]:
-    """(weight, bias, eps) of a LayerNorm / GroupNorm in float32."""
-    weight = None if module.weight is None else module.weight.detach().float()
-    bias = None if module.bias is None else module.bias.detach().float()
-    return weight, bias, module.eps
 
 
 def _group_norm(x: Tensor, params) -> Tensor:

@@ -27,7 +27,8 @@ from torch import Tensor
 __all__ = [
     'ConvParams', 'LinearParams', 'conv', 'conv_add', 'linear', 'linear_add',
     'attention', 'attention_keys', 'GatheredBias', 'conv_transpose',
-    'channels_last', 'fold_batch_norm', 'FLOP_FORMULAS', 'onednn_available',
+    'channels_last', 'fold_batch_norm', 'norm_params', 'FLOP_FORMULAS',
+    'onednn_available',
     'packed_weight', 'packed_linear_weight', 'MAX_PACKED_SHAPES'
 ]
 
@@ -160,6 +161,14 @@ class LinearParams:
             weight=weight.to(dtype).contiguous(),
             bias=None if bias is None else bias.to(dtype),
             act=_check_activation(act))
+
+
+def norm_params(
+        module: nn.Module) -> Tuple[Optional[Tensor], Optional[Tensor], float]:
+    """(weight, bias, eps) of a LayerNorm / GroupNorm, float32."""
+    weight = None if module.weight is None else module.weight.detach().float()
+    bias = None if module.bias is None else module.bias.detach().float()
+    return weight, bias, module.eps
 
 
 def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],

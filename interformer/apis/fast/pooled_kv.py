@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .ops import ConvParams, LinearParams, channels_last, conv_add, linear
+from .ops import (ConvParams, LinearParams, channels_last, conv_add, linear,
+                  norm_params)
 
 __all__ = ['PooledKeyValue', 'PyramidKeyValue', 'KV_PAD']
 
@@ -75,8 +76,7 @@ class PyramidKeyValue:
         self.num_heads = attn.num_heads
         self.head_dims = attn.head_dims
         self.pooled_sizes = attn.pooled_sizes
-        self.norm = (attn.norm.weight.detach().float(),
-                     attn.norm.bias.detach().float(), attn.norm.eps)
+        self.norm = norm_params(attn.norm)
         self.dconv = _stacked_depthwise(attn.dconvs, dtype)
         self.proj = LinearParams.from_linear(attn.key_value_proj, dtype)
         self._layouts: Dict[Tuple[int, int], _Layout] = {}
@@ -148,20 +148,16 @@ class PyramidKeyValue:
 
 def _stacked_depthwise(dconvs, dtype: torch.dtype) -> ConvParams:
     """One grouped conv equal to the per-level depthwise convs stacked
-    along channels."""
-    weight = torch.cat([c.weight.detach() for c in dconvs])
+    along channels (same kernel, stride and padding at every level)."""
+    first = ConvParams.from_conv(dconvs[0], dtype)
+    weight = torch.cat([c.weight.detach().float() for c in dconvs])
     bias = None
-    if dconvs[0].bias is not None:
-        bias = torch.cat([c.bias.detach() for c in dconvs])
-    stacked = torch.nn.Conv2d(
-        weight.shape[0],
-        weight.shape[0],
-        dconvs[0].kernel_size,
-        padding=dconvs[0].padding,
-        groups=weight.shape[0],
-        bias=bias is not None)
-    with torch.no_grad():
-        stacked.weight.copy_(weight)
-        if bias is not None:
-            stacked.bias.copy_(bias)
-    return ConvParams.from_conv(stacked, dtype)
+    if first.bias is not None:
+        bias = torch.cat([c.bias.detach().float() for c in dconvs]).to(dtype)
+    return ConvParams(
+        weight=channels_last(weight.to(dtype)),
+        bias=bias,
+        stride=first.stride,
+        padding=first.padding,
+        dilation=first.dilation,
+        groups=weight.shape[0])
