@@ -152,6 +152,28 @@ def test_hooks_make_the_predictor_run_the_modules(repo_root):
     assert seen == [1]
 
 
+def test_hooks_added_between_clicks_are_seen(repo_root):
+    """The per-click hook check keeps a module list; a hook registered on
+    a nested module after the first click still switches to the modules,
+    and removing it switches back."""
+    model = _build(repo_root)
+    fast = InterFormerPredictor(model, path='fast')
+    image, _ = _scene()
+    fast.set_image(image)
+    fast.add_click(40, 60, True)
+    fast.predict()
+    seen = []
+    nested = list(model.neck.modules())[-1]
+    handle = nested.register_forward_pre_hook(lambda *_: seen.append(1))
+    fast.add_click(20, 30, False)
+    fast.predict()
+    assert len(seen) == 1
+    handle.remove()
+    fast.add_click(50, 70, True)
+    fast.predict()
+    assert len(seen) == 1
+
+
 def test_unknown_path_is_rejected_and_new_weights_are_picked_up(repo_root):
     model = _build(repo_root)
     with pytest.raises(ValueError, match='path'):
