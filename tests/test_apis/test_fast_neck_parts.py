@@ -1,6 +1,6 @@
 """Fast-path neck parts against the modules they replace: the pyramid
-keys/values (one grouped conv over a stacked canvas, bf16 padding + mask)
-and PatchMerging (one strided conv + window statistics)."""
+keys/values (the C kernel, or one grouped conv over a stacked canvas; bf16
+padding + mask) and PatchMerging (one strided conv + window statistics)."""
 import threading
 
 import pytest
@@ -18,6 +18,20 @@ pytestmark = pytest.mark.skipif(
     not onednn_available(), reason='oneDNN CPU ops unavailable')
 
 
+ROUTES = ('torch', 'native')
+
+
+def _pyramid(attn, dtype, route='torch'):
+    """A PyramidKeyValue forced onto one route (skips 'native' where the C
+    kernel cannot be built)."""
+    fast = PyramidKeyValue(attn, dtype)
+    if route == 'torch':
+        fast._native = None
+    elif fast._native is None:
+        pytest.skip('the native kernel is unavailable (no C compiler)')
+    return fast
+
+
 def _attention(seed: int, ratios=(1, 2, 3, 4), dims=16, heads=2):
     torch.manual_seed(seed)
     attn = PoolingAttention(dims, heads, ratios, target_grid=(8., 12.))
@@ -29,11 +43,12 @@ def _attention(seed: int, ratios=(1, 2, 3, 4), dims=16, heads=2):
     return attn.eval()
 
 
+@pytest.mark.parametrize('route', ROUTES)
 @pytest.mark.parametrize('size', [(8, 12), (13, 7), (5, 5)])
-def test_pyramid_key_value_equals_the_module_fp32(size):
+def test_pyramid_key_value_equals_the_module_fp32(size, route):
     attn = _attention(0)
     x = torch.randn(1, 16, *size)
-    fast = PyramidKeyValue(attn, torch.float32)
+    fast = _pyramid(attn, torch.float32, route)
     with torch.no_grad():
         key, value = attn.key_value(x)
     out = fast(channels_last(x))
@@ -47,7 +62,7 @@ def test_the_reused_canvas_keeps_no_stale_level():
     """The canvas is kept between calls; a second map of the same size, and
     a map of another size in between, must not see the first one."""
     attn = _attention(1)
-    fast = PyramidKeyValue(attn, torch.float32)
+    fast = _pyramid(attn, torch.float32)
     first, other, second = (torch.randn(1, 16, 9, 11) * 5,
                             torch.randn(1, 16, 6, 4),
                             torch.randn(1, 16, 9, 11))
@@ -62,7 +77,7 @@ def test_the_reused_canvas_keeps_no_stale_level():
 
 def test_a_canvas_built_in_inference_mode_is_usable_outside_it():
     attn = _attention(5)
-    fast = PyramidKeyValue(attn, torch.float32)
+    fast = _pyramid(attn, torch.float32)
     x = channels_last(torch.randn(1, 16, 8, 12))
     with torch.inference_mode():
         inside = fast(x)
@@ -70,9 +85,10 @@ def test_a_canvas_built_in_inference_mode_is_usable_outside_it():
     assert torch.equal(inside.key, outside.key)
 
 
-def test_concurrent_callers_do_not_mix_their_levels():
+@pytest.mark.parametrize('route', ROUTES)
+def test_concurrent_callers_do_not_mix_their_levels(route):
     attn = _attention(6)
-    fast = PyramidKeyValue(attn, torch.float32)
+    fast = _pyramid(attn, torch.float32, route)
     maps = [torch.randn(1, 16, 8, 12) * (i + 1) for i in range(2)]
     with torch.no_grad():
         expected = [attn.key_value(m)[0] for m in maps]
@@ -92,14 +108,15 @@ def test_concurrent_callers_do_not_mix_their_levels():
 
 
 def test_layouts_are_kept_for_a_few_map_sizes_only():
-    fast = PyramidKeyValue(_attention(2), torch.float32)
+    fast = _pyramid(_attention(2), torch.float32)
     for height in range(5, 6 + MAX_CACHED_GRIDS):
         fast(channels_last(torch.randn(1, 16, height, 9)))
     assert len(fast._layouts) == MAX_CACHED_GRIDS
     assert (5, 9) not in fast._layouts
 
 
-def test_bf16_keys_are_padded_and_the_padding_is_masked_out():
+@pytest.mark.parametrize('route', ROUTES)
+def test_bf16_keys_are_padded_and_the_padding_is_masked_out(route):
     attn = _attention(3)
     x = torch.randn(1, 16, 8, 12)
     with torch.no_grad():
@@ -107,8 +124,7 @@ def test_bf16_keys_are_padded_and_the_padding_is_masked_out():
     num_keys = key.shape[2]
     multiple = KV_PAD[torch.bfloat16]
     assert num_keys % multiple != 0, 'the case must need padding'
-    out = PyramidKeyValue(attn, torch.bfloat16)(
-        channels_last(x.bfloat16()))
+    out = _pyramid(attn, torch.bfloat16, route)(channels_last(x.bfloat16()))
     padded = out.key.shape[2]
     assert padded % multiple == 0 and num_keys < padded < num_keys + multiple
     assert out.mask.shape == (1, 1, 1, padded)

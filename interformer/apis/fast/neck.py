@@ -142,7 +142,7 @@ class FastPoolingBlock:
 
     def key_value(self, kv: Tensor) -> PooledKeyValue:
         """Pooled K/V of a channels-last key/value map (not normalised)."""
-        return self._key_value(_group_norm(kv, self.norm_kv))
+        return self._key_value(kv, self.norm_kv)
 
     def __call__(self,
                  x: Tensor,

@@ -1,0 +1,171 @@
+"""The C pyramid-token kernel of the fast path (interformer/apis/fast/native):
+equal to the PyTorch route it replaces, built once and cached, and optional
+(disabled by the environment or a failing compiler, the fast path keeps
+working)."""
+import os
+import shutil
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from interformer.apis.fast import native
+from interformer.apis.fast.ops import channels_last, norm_params
+from interformer.apis.fast.pooled_kv import PyramidKeyValue
+from interformer.models.necks.imsa import PoolingAttention
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(os.environ.get('CC', 'cc')) is None,
+    reason='no C compiler')
+
+
+@pytest.fixture
+def fresh_native(monkeypatch, tmp_path):
+    """An empty library cache and no loaded kernel."""
+    monkeypatch.setenv('INTERFORMER_NATIVE_CACHE', str(tmp_path))
+    monkeypatch.setattr(native, '_loaded', {})
+    return tmp_path
+
+
+def _attention(dims: int, seed: int = 0) -> PoolingAttention:
+    torch.manual_seed(seed)
+    attn = PoolingAttention(dims, 2, (1, 2, 3, 4), target_grid=(8., 12.))
+    with torch.no_grad():
+        for conv in attn.dconvs:
+            conv.weight.normal_(0, 0.3)
+            conv.bias.normal_()
+        attn.norm.weight.uniform_(0.5, 1.5)
+        attn.norm.bias.normal_()
+    return attn.eval()
+
+
+def _group_norm(dims: int, seed: int = 1) -> torch.nn.GroupNorm:
+    """GroupNorm(1, C) whose weights are negative on a third of the
+    channels (the kernel pools those through the minimum)."""
+    torch.manual_seed(seed)
+    norm = torch.nn.GroupNorm(1, dims)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.weight[::3] *= -1
+        norm.bias.normal_()
+    return norm
+
+
+def _expected(attn, norm, x):
+    with torch.no_grad():
+        return attn.key_value(norm(x) if norm is not None else x)
+
+
+@pytest.mark.parametrize('dims', [32, 48])  # a specialised and a generic C
+@pytest.mark.parametrize('size', [(11, 16), (13, 7), (8, 12)])
+@pytest.mark.parametrize('with_norm', [True, False])
+def test_native_tokens_equal_the_module_fp32(dims, size, with_norm):
+    attn = _attention(dims)
+    norm = _group_norm(dims) if with_norm else None
+    # a large common offset: the two-pass GroupNorm statistics must hold
+    x = torch.randn(1, dims, *size) * 2 + 25
+    fast = PyramidKeyValue(attn, torch.float32)
+    assert fast._native is not None
+    out = fast(channels_last(x), norm_params(norm) if with_norm else None)
+    key, value = _expected(attn, norm, x)
+    torch.testing.assert_close(out.key, key, atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(out.value, value, atol=2e-5, rtol=1e-5)
+
+
+def test_native_tokens_bf16_match_the_torch_route():
+    attn = _attention(64, seed=2)
+    norm = _group_norm(64, seed=3)
+    x = channels_last((torch.randn(1, 64, 22, 32) + 3).bfloat16())
+    native_route = PyramidKeyValue(attn, torch.bfloat16)
+    torch_route = PyramidKeyValue(attn, torch.bfloat16)
+    torch_route._native = None
+    got = native_route(x, norm_params(norm))
+    ref = torch_route(x, norm_params(norm))
+    assert got.key.dtype == torch.bfloat16 and got.key.shape == ref.key.shape
+    assert torch.equal(got.mask, ref.mask)
+    # both round to bfloat16 (3 significant digits) at different points
+    for a, b in ((got.key, ref.key), (got.value, ref.value)):
+        error = (a.float() - b.float()).abs()
+        assert error.max() < 0.05 and error.mean() < 0.005
+    # and the float32 module on the same bf16 input agrees as closely
+    key, _ = _expected(attn, norm, x.float())
+    num_keys = key.shape[2]
+    error = (got.key[:, :, :num_keys].float() - key).abs()
+    assert error.max() < 0.05 and error.mean() < 0.005
+
+
+def test_concurrent_native_calls_are_independent():
+    """ctypes releases the GIL during the call: the kernel keeps no state
+    between calls, so two threads get their own answers."""
+    attn = _attention(32, seed=4)
+    fast = PyramidKeyValue(attn, torch.float32)
+    maps = [torch.randn(1, 32, 12, 9) * (i + 1) for i in range(2)]
+    expected = [_expected(attn, None, m)[0] for m in maps]
+    errors = []
+
+    def worker(index):
+        for _ in range(40):
+            got = fast(channels_last(maps[index])).key
+            errors.append(float((got - expected[index]).abs().max()))
+
+    threads = [threading.Thread(target=worker, args=(i, )) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 80 and max(errors) < 1e-4
+
+
+def test_the_library_is_built_once_and_cached(fresh_native):
+    function = native.load_pyramid_tokens()
+    assert function is not None
+    built = list(fresh_native.glob('pyramid_tokens-*.so'))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    native._loaded.clear()  # a new process: finds the cached library
+    assert native.load_pyramid_tokens() is not None
+    assert [p.stat().st_mtime_ns for p in fresh_native.glob('*.so')
+            ] == [stamp]
+    assert not list(fresh_native.glob('tmp*')), 'no temporary file is left'
+
+
+def test_disabled_by_the_environment(fresh_native, monkeypatch):
+    monkeypatch.setenv('INTERFORMER_NATIVE', '0')
+    assert native.load_pyramid_tokens() is None
+    attn = _attention(32)
+    fast = PyramidKeyValue(attn, torch.float32)
+    assert fast._native is None
+    x = torch.randn(1, 32, 8, 12)
+    key, _ = _expected(attn, None, x)
+    torch.testing.assert_close(fast(channels_last(x)).key, key,
+                               atol=1e-5, rtol=0)
+    assert not list(fresh_native.glob('*.so')), 'nothing was built'
+
+
+def test_a_failing_compiler_warns_once_and_falls_back(fresh_native,
+                                                      monkeypatch):
+    monkeypatch.setenv('CC', 'false')  # exits 1 without output
+    with pytest.warns(UserWarning, match='native pyramid-token kernel'):
+        assert native.load_pyramid_tokens() is None
+    attn = _attention(32)
+    fast = PyramidKeyValue(attn, torch.float32)  # no second warning
+    assert fast._native is None
+    x = torch.randn(1, 32, 8, 12)
+    key, _ = _expected(attn, None, x)
+    torch.testing.assert_close(fast(channels_last(x)).key, key,
+                               atol=1e-5, rtol=0)
+    assert not list(fresh_native.glob('*')), 'no partial library is left'
+
+
+def test_unsupported_blocks_keep_the_torch_route():
+    attn = _attention(32)
+    for level in range(len(attn.dconvs)):
+        attn.dconvs[level] = torch.nn.Conv2d(32, 32, 5, padding=2, groups=32)
+    fast = PyramidKeyValue(attn, torch.float32)
+    assert fast._native is None
+    x = torch.randn(1, 32, 8, 12)
+    with torch.no_grad():
+        key, _ = attn.key_value(F.group_norm(x, 1))
+    out = fast(channels_last(x), (None, None, 1e-5))
+    torch.testing.assert_close(out.key, key, atol=1e-5, rtol=0)
