@@ -120,7 +120,7 @@ def test_concurrent_native_calls_are_independent():
 def test_the_library_is_built_once_and_cached(fresh_native):
     function = native.load_pyramid_tokens()
     assert function is not None
-    built = list(fresh_native.glob('pyramid_tokens-*.so'))
+    built = list(fresh_native.glob('interformer_native-*.so'))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
     native._loaded.clear()  # a new process: finds the cached library
@@ -146,7 +146,7 @@ def test_disabled_by_the_environment(fresh_native, monkeypatch):
 def test_a_failing_compiler_warns_once_and_falls_back(fresh_native,
                                                       monkeypatch):
     monkeypatch.setenv('CC', 'false')  # exits 1 without output
-    with pytest.warns(UserWarning, match='native pyramid-token kernel'):
+    with pytest.warns(UserWarning, match='native kernels'):
         assert native.load_pyramid_tokens() is None
     attn = _attention(32)
     fast = PyramidKeyValue(attn, torch.float32)  # no second warning
@@ -169,3 +169,56 @@ def test_unsupported_blocks_keep_the_torch_route():
         key, _ = attn.key_value(F.group_norm(x, 1))
     out = fast(channels_last(x), (None, None, 1e-5))
     torch.testing.assert_close(out.key, key, atol=1e-5, rtol=0)
+
+
+def _resize_head(dtype):
+    """A FastUPerHead-free handle on the C resize: the head's _resize
+    method needs only these attributes."""
+    from interformer.apis.fast.head import FastUPerHead
+    head = FastUPerHead.__new__(FastUPerHead)
+    head.dtype, head.align_corners = dtype, False
+    head._native_resize = native.load_bilinear_resize()
+    assert head._native_resize is not None
+    return head
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('src,dst', [((11, 16), (22, 32)),
+                                     ((11, 16), (88, 128)),
+                                     ((6, 6), (11, 16)), ((1, 1), (5, 7)),
+                                     ((9, 13), (9, 13)), ((20, 30), (7, 9))])
+@pytest.mark.parametrize('channels', [64, 24])
+def test_native_resize_equals_interpolate(dtype, src, dst, channels):
+    head = _resize_head(dtype)
+    x = channels_last(torch.randn(1, channels, *src).to(dtype))
+    expected = F.interpolate(
+        x.float(), size=dst, mode='bilinear', align_corners=False)
+    got = head._resize(x, dst)
+    assert got.dtype == dtype and got.shape == expected.shape
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+    else:  # one rounding of the float32 result (at most one bf16 step)
+        torch.testing.assert_close(got.float(), expected, atol=1e-6,
+                                   rtol=2**-7)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
+    head = _resize_head(dtype)
+    x = channels_last(torch.randn(1, 32, 11, 16).to(dtype))
+    wide = channels_last(torch.full((1, 96, 44, 64), 7.0, dtype=dtype))
+    head._resize(x, (44, 64), out=wide[:, 32:64])
+    expected = F.interpolate(
+        x.float(), size=(44, 64), mode='bilinear', align_corners=False)
+    tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float32 else dict(
+        atol=1e-6, rtol=2**-7)
+    torch.testing.assert_close(wide[:, 32:64].float(), expected.to(
+        dtype).float(), **tol)
+    assert (wide[:, :32] == 7).all() and (wide[:, 64:] == 7).all()
+    base = channels_last(torch.randn(1, 32, 44, 64).to(dtype))
+    summed = base.clone()
+    head._resize(x, (44, 64), out=summed, accumulate=True)
+    torch.testing.assert_close(
+        summed.float(), (base.float() + expected).to(dtype).float(),
+        **tol)

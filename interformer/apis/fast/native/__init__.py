@@ -1,12 +1,18 @@
 """Small C kernels for the fast path, compiled at first use.
 
-The per-click key/value side of an I-MSA block is a dozen tiny PyTorch
-operator calls whose fixed costs dominate (:mod:`..pooled_kv`);
-``pyramid_tokens.c`` does them in one call. It is plain C (no PyTorch
-headers), so building it takes about a second with the system's C
-compiler; the shared library is cached per source, compiler and CPU in
-``$INTERFORMER_NATIVE_CACHE`` (default ``~/.cache/interformer/native``) and
-called through :mod:`ctypes` (which releases the GIL).
+Some per-click steps are chains of small PyTorch operator calls whose fixed
+costs (or extra passes over memory) dominate the arithmetic:
+
+* ``pyramid_tokens.c``: the key/value tokens of an I-MSA block
+  (:mod:`..pooled_kv`), a dozen calls in PyTorch;
+* ``bilinear.c``: the UPerHead's resizes written straight into their
+  destination (:mod:`..head`).
+
+They are plain C (no PyTorch headers), so building them takes a second or
+two with the system's C compiler; the shared library is cached per source,
+compiler and CPU in ``$INTERFORMER_NATIVE_CACHE`` (default
+``~/.cache/interformer/native``) and called through :mod:`ctypes` (which
+releases the GIL).
 
 Everything here is optional: without a compiler, with
 ``INTERFORMER_NATIVE=0``, or if the build fails (one warning), the fast path
@@ -25,11 +31,29 @@ import threading
 import warnings
 from typing import Optional
 
-__all__ = ['load_pyramid_tokens', 'native_enabled', 'MAX_CHANNELS']
+__all__ = [
+    'load_pyramid_tokens', 'load_bilinear_resize', 'native_enabled',
+    'MAX_CHANNELS'
+]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
 MAX_CHANNELS = 1024
-_SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'pyramid_tokens.c')
+_SOURCES = tuple(
+    osp.join(osp.dirname(osp.abspath(__file__)), name)
+    for name in ('pyramid_tokens.c', 'bilinear.c'))
+_PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
+                             ctypes.c_float)
+#: C signature (return type, arguments) of every exported function.
+_SIGNATURES = {
+    'pyramid_tokens': (None, [
+        _PTR, _INT, _INT, _INT, _INT, _INT, _PTR, _PTR, _FLOAT, _INT, _PTR,
+        _PTR, _PTR, _PTR, _PTR, _FLOAT, _PTR, _PTR, _PTR, _INT
+    ]),
+    'bilinear_resize': (_INT, [
+        _PTR, _INT, _INT, _INT, _INT, _LONG, _LONG, _PTR, _INT, _INT, _LONG,
+        _LONG, _INT
+    ]),
+}
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
           '-fno-math-errno', '-fPIC', '-shared')
 _lock = threading.Lock()
@@ -70,16 +94,18 @@ def _compiler_version(compiler: str) -> str:
 
 
 def _build(compiler: str) -> str:
-    """Compile the kernel (once per source / compiler / CPU); returns the
+    """Compile the kernels (once per sources / compiler / CPU); returns the
     library path. Written to a temporary name and renamed, so concurrent
     processes never load a half-written file."""
-    with open(_SOURCE, 'rb') as f:
-        source = f.read()
-    key = hashlib.sha256(source + _compiler_version(compiler).encode() +
-                         _cpu_flags().encode() +
-                         ' '.join(_FLAGS).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path in _SOURCES:
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    digest.update(_compiler_version(compiler).encode())
+    digest.update(_cpu_flags().encode())
+    digest.update(' '.join(_FLAGS).encode())
     cache = _cache_dir()
-    target = osp.join(cache, f'pyramid_tokens-{key}.so')
+    target = osp.join(cache, f'interformer_native-{digest.hexdigest()[:16]}.so')
     if osp.isfile(target):
         return target
     os.makedirs(cache, exist_ok=True)
@@ -87,13 +113,13 @@ def _build(compiler: str) -> str:
     os.close(fd)
     try:
         result = subprocess.run(
-            [compiler, *_FLAGS, '-o', tmp, _SOURCE, '-lm'],
+            [compiler, *_FLAGS, '-o', tmp, *_SOURCES, '-lm'],
             capture_output=True,
             text=True,
             timeout=300)
         if result.returncode != 0:
-            raise RuntimeError(f'{compiler} failed on {_SOURCE}:\n'
-                               f'{result.stderr.strip()}')
+            raise RuntimeError(f'{compiler} failed on {", ".join(_SOURCES)}'
+                               f':\n{result.stderr.strip()}')
         os.replace(tmp, target)
     finally:
         if osp.exists(tmp):
@@ -101,33 +127,42 @@ def _build(compiler: str) -> str:
     return target
 
 
-def load_pyramid_tokens() -> Optional[ctypes._CFuncPtr]:
-    """The compiled ``pyramid_tokens`` function, or None (disabled, no C
-    compiler, or the build failed: warned once)."""
+def _library() -> Optional[ctypes.CDLL]:
+    """The compiled library, or None (disabled, no C compiler, or the build
+    failed: warned once). Call with ``_lock`` held."""
+    if 'library' in _loaded:
+        return _loaded['library']
+    library = None
+    compiler = shutil.which(os.environ.get('CC', 'cc'))
+    if compiler is not None:
+        try:
+            library = ctypes.CDLL(_build(compiler))
+            for name, (restype, argtypes) in _SIGNATURES.items():
+                function = getattr(library, name)
+                function.restype = restype
+                function.argtypes = argtypes
+        except (OSError, AttributeError, RuntimeError,
+                subprocess.SubprocessError) as err:
+            warnings.warn(f'fast path: the native kernels are unavailable '
+                          f'({err}); using PyTorch ops')
+            library = None
+    _loaded['library'] = library
+    return library
+
+
+def _function(name: str):
     if not native_enabled():
         return None
     with _lock:
-        if 'pyramid_tokens' in _loaded:
-            return _loaded['pyramid_tokens']
-        function = None
-        compiler = shutil.which(os.environ.get('CC', 'cc'))
-        if compiler is not None:
-            try:
-                library = ctypes.CDLL(_build(compiler))
-                function = library.pyramid_tokens
-                function.restype = None
-                function.argtypes = [
-                    ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                    ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
-                    ctypes.c_void_p, ctypes.c_float, ctypes.c_int,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float,
-                    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                    ctypes.c_int
-                ]
-            except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-                warnings.warn(f'fast path: the native pyramid-token kernel '
-                              f'is unavailable ({err}); using PyTorch ops')
-                function = None
-        _loaded['pyramid_tokens'] = function
-        return function
+        library = _library()
+    return None if library is None else getattr(library, name)
+
+
+def load_pyramid_tokens():
+    """The compiled ``pyramid_tokens`` (``pyramid_tokens.c``), or None."""
+    return _function('pyramid_tokens')
+
+
+def load_bilinear_resize():
+    """The compiled ``bilinear_resize`` (``bilinear.c``), or None."""
+    return _function('bilinear_resize')
