@@ -222,3 +222,4 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     torch.testing.assert_close(
         summed.float(), (base.float() + expected).to(dtype).float(),
         **tol)
+

@@ -38,9 +38,11 @@ __all__ = [
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
 MAX_CHANNELS = 1024
+_HERE = osp.dirname(osp.abspath(__file__))
 _SOURCES = tuple(
-    osp.join(osp.dirname(osp.abspath(__file__)), name)
+    osp.join(_HERE, name)
     for name in ('pyramid_tokens.c', 'bilinear.c'))
+_HEADERS = (osp.join(_HERE, 'common.h'), )
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
 #: C signature (return type, arguments) of every exported function.
@@ -98,7 +100,7 @@ def _build(compiler: str) -> str:
     library path. Written to a temporary name and renamed, so concurrent
     processes never load a half-written file."""
     digest = hashlib.sha256()
-    for path in _SOURCES:
+    for path in _SOURCES + _HEADERS:
         with open(path, 'rb') as f:
             digest.update(f.read())
     digest.update(_compiler_version(compiler).encode())

@@ -18,21 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline float bl_bf16_to_f32(uint16_t v) {
-    uint32_t bits = (uint32_t)v << 16;
-    float out;
-    memcpy(&out, &bits, sizeof(out));
-    return out;
-}
-
-static inline uint16_t bl_f32_to_bf16(float v) {
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof(bits));
-    if ((bits & 0x7fffffffu) > 0x7f800000u) /* NaN */
-        return (uint16_t)((bits >> 16) | 0x0040u);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
+#include "common.h"
 
 /* Source index, neighbour offset (0 or 1) and weight of the neighbour. */
 static inline void source_of(int i, int in_size, int out_size, int *index,
@@ -63,8 +49,8 @@ static inline void horizontal(const void *src, const int is_bf16, long base,
         if (is_bf16) {
             const uint16_t *s = (const uint16_t *)src;
             for (int c = 0; c < C; ++c)
-                r[c] = wa * bl_bf16_to_f32(s[a + c]) +
-                       wb * bl_bf16_to_f32(s[b + c]);
+                r[c] = wa * bf16_to_f32(s[a + c]) +
+                       wb * bf16_to_f32(s[b + c]);
         } else {
             const float *s = (const float *)src;
             for (int c = 0; c < C; ++c) r[c] = wa * s[a + c] + wb * s[b + c];
@@ -113,11 +99,11 @@ static inline void resize_c(const void *src, const int is_bf16, int h, int w,
                 uint16_t *d = (uint16_t *)dst + od;
                 if (accumulate)
                     for (int c = 0; c < C; ++c)
-                        d[c] = bl_f32_to_bf16(bl_bf16_to_f32(d[c]) +
+                        d[c] = f32_to_bf16(bf16_to_f32(d[c]) +
                                               (wa * ra[c] + wb * rb[c]));
                 else
                     for (int c = 0; c < C; ++c)
-                        d[c] = bl_f32_to_bf16(wa * ra[c] + wb * rb[c]);
+                        d[c] = f32_to_bf16(wa * ra[c] + wb * rb[c]);
             } else {
                 float *d = (float *)dst + od;
                 if (accumulate)

@@ -20,27 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Independent partial sums per reduction (one 512-bit vector of floats);
- * the flat sums keep SUM_LANES (four vectors: the add latency overlaps). */
-#define LANES 16
-#define SUM_LANES 64
-
-/* bfloat16 <-> float32 (round to nearest even, NaN kept quiet). */
-static inline float bf16_to_f32(uint16_t v) {
-    uint32_t bits = (uint32_t)v << 16;
-    float out;
-    memcpy(&out, &bits, sizeof(out));
-    return out;
-}
-
-static inline uint16_t f32_to_bf16(float v) {
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof(bits));
-    if ((bits & 0x7fffffffu) > 0x7f800000u) /* NaN */
-        return (uint16_t)((bits >> 16) | 0x0040u);
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
+#include "common.h"
 
 /* hi = max(hi, sign * x) over `npix` consecutive pixels of C channels
  * starting at element `offset` (sign: NULL for all +1, else +-1 per
@@ -133,51 +113,6 @@ static void depthwise(const float *src, float *dst, int ph, int pw, int C,
     }
 }
 
-/* Sum of (x - centre) (squared = 0) or (x - centre)^2 (squared = 1) over
- * `count` elements: LANES float partials, flushed to double every BLOCK
- * elements. */
-#define BLOCK 4096
-#define FLAT_SUM_BLOCK(LOAD)                                                 \
-    for (; i + SUM_LANES <= stop; i += SUM_LANES)                            \
-        for (int j = 0; j < SUM_LANES; ++j) {                                \
-            const float v = LOAD(i + j) - centre;                            \
-            part[j] += squared ? v * v : v;                                  \
-        }                                                                    \
-    for (; i < stop; ++i) {                                                  \
-        const float v = LOAD(i) - centre;                                    \
-        part[0] += squared ? v * v : v;                                      \
-    }
-#define LOAD_BF16(k) bf16_to_f32(bf[k])
-#define LOAD_F32(k) f32[k]
-
-static inline double flat_sum_kind(const uint16_t *bf, const float *f32,
-                                   long count, float centre,
-                                   const int squared) {
-    double total = 0.0;
-    for (long start = 0; start < count; start += BLOCK) {
-        const long stop = start + BLOCK < count ? start + BLOCK : count;
-        float part[SUM_LANES];
-        for (int j = 0; j < SUM_LANES; ++j) part[j] = 0.f;
-        long i = start;
-        if (bf != NULL) {
-            FLAT_SUM_BLOCK(LOAD_BF16)
-        } else {
-            FLAT_SUM_BLOCK(LOAD_F32)
-        }
-        for (int j = 0; j < SUM_LANES; ++j) total += part[j];
-    }
-    return total;
-}
-
-static double flat_sum(const void *src, int is_bf16, long count, float centre,
-                       int squared) {
-    const uint16_t *bf = is_bf16 ? (const uint16_t *)src : NULL;
-    const float *f32 = is_bf16 ? NULL : (const float *)src;
-    /* constant `squared` per call site: the compiler specialises each */
-    return squared ? flat_sum_kind(bf, f32, count, centre, 1)
-                   : flat_sum_kind(bf, f32, count, centre, 0);
-}
-
 /*
  * Arguments:
  *   x:          (H, W, C) channels-last map, float32 or bfloat16 (is_bf16).
@@ -208,24 +143,9 @@ void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
     for (int l = 0; l < levels; ++l) total += sizes[2 * l] * sizes[2 * l + 1];
     float *mixed = scratch + (long)total * C; /* (N, C) after conv */
 
-    /* GroupNorm(1, C) statistics in two passes over the flat map (the
-     * mean, then the squared deviations from it), in LANES float partials
-     * flushed to double every BLOCK elements. */
     if (apply_gn) {
-        const long count = pixels * C;
-        const double mean = flat_sum(x, is_bf16, count, 0.f, 0) / count;
-        const float centre = (float)mean;
-        /* the second pass is centred on the float-rounded mean */
-        const double offset = mean - (double)centre;
-        double var = flat_sum(x, is_bf16, count, centre, 1) / count -
-                     offset * offset;
-        if (var < 0) var = 0;
-        const double rstd = 1.0 / sqrt(var + gn_eps);
-        for (int c = 0; c < C; ++c) {
-            const double a = rstd * (gn_w ? gn_w[c] : 1.0);
-            scale[c] = (float)a;
-            shift[c] = (float)((gn_b ? gn_b[c] : 0.0) - mean * a);
-        }
+        group_norm_affine(x, is_bf16, pixels, C, gn_w, gn_b, gn_eps, scale,
+                          shift);
     } else {
         for (int c = 0; c < C; ++c) {
             scale[c] = 1.f;
