@@ -223,3 +223,21 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
         summed.float(), (base.float() + expected).to(dtype).float(),
         **tol)
 
+
+@pytest.mark.parametrize('channels', [32, 64, 128])  # the specialised widths
+def test_native_patch_merging_equals_the_module(channels):
+    from interformer.apis.fast.neck import FastPatchMerging
+    from interformer.models.necks.imsa import PatchMerging
+    torch.manual_seed(channels)
+    module = PatchMerging(channels, 2 * channels).eval()
+    with torch.no_grad():
+        module.norm.weight.uniform_(0.5, 1.5)
+        module.norm.bias.normal_()
+    x = torch.randn(1, channels, 11, 16) * 2 + 5
+    fast = FastPatchMerging(module, torch.float32)
+    assert fast._native is not None
+    with torch.no_grad():
+        expected = module(x)
+    got = fast(channels_last(x))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
+from .native import load_patch_norm
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
                   linear, linear_add, norm_params)
 from .pooled_kv import PooledKeyValue, PyramidKeyValue
@@ -189,7 +190,8 @@ class FastPatchMerging:
     (relative 2^-9 of ``|conv(x, W*g)|``, which includes ``m * rowsum``)
     is of the same order as the rounding of ``x`` itself (2^-9 of
     ``|x|``, which includes ``m``), so the subtraction adds no error of a
-    new order.
+    new order. Where the C kernel is available (:mod:`.native`), the
+    statistics and the normalisation are one call on the conv output.
     """
 
     def __init__(self, module: PatchMerging, dtype: torch.dtype) -> None:
@@ -213,9 +215,25 @@ class FastPatchMerging:
             padding=(self.padding, self.padding))
         self.row_sum = scaled.sum(1).float().view(1, -1, 1, 1)
         self.shift = (weight @ beta).float().view(1, -1, 1, 1)
+        self._native = load_patch_norm() if dtype in (
+            torch.float32, torch.bfloat16) else None
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> channels-last (1, C_out, h, w)."""
+        if self._native is not None and x.dtype == self.dtype and \
+                x.shape[0] == 1:
+            x = channels_last(x)
+            # a fresh channels-last map, normalised in place
+            out = channels_last(conv(x, self.conv))
+            if self._native(x.data_ptr(), int(x.dtype == torch.bfloat16),
+                            x.shape[2], x.shape[3], x.shape[1],
+                            self.kernel_size, self.stride, self.padding,
+                            out.data_ptr(), out.shape[2], out.shape[3],
+                            out.shape[1], self.row_sum.data_ptr(),
+                            self.shift.data_ptr(), self.eps) != 0:
+                raise MemoryError('fast PatchMerging: the normalisation '
+                                  'could not allocate its workspace')
+            return out
         channels = x.shape[1]
         x32 = x.float()
         # per-pixel channel sums of x and x^2 (float32, a reduction over the

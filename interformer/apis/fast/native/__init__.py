@@ -6,7 +6,9 @@ costs (or extra passes over memory) dominate the arithmetic:
 * ``pyramid_tokens.c``: the key/value tokens of an I-MSA block
   (:mod:`..pooled_kv`), a dozen calls in PyTorch;
 * ``bilinear.c``: the UPerHead's resizes written straight into their
-  destination (:mod:`..head`).
+  destination (:mod:`..head`);
+* ``patch_norm.c``: PatchMerging's patch statistics and normalisation
+  after its strided convolution (:mod:`..neck`).
 
 They are plain C (no PyTorch headers), so building them takes a second or
 two with the system's C compiler; the shared library is cached per source,
@@ -32,8 +34,8 @@ import warnings
 from typing import Optional
 
 __all__ = [
-    'load_pyramid_tokens', 'load_bilinear_resize', 'native_enabled',
-    'MAX_CHANNELS'
+    'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
+    'native_enabled', 'MAX_CHANNELS'
 ]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
@@ -41,7 +43,7 @@ MAX_CHANNELS = 1024
 _HERE = osp.dirname(osp.abspath(__file__))
 _SOURCES = tuple(
     osp.join(_HERE, name)
-    for name in ('pyramid_tokens.c', 'bilinear.c'))
+    for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c'))
 _HEADERS = (osp.join(_HERE, 'common.h'), )
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
@@ -54,6 +56,10 @@ _SIGNATURES = {
     'bilinear_resize': (_INT, [
         _PTR, _INT, _INT, _INT, _INT, _LONG, _LONG, _PTR, _INT, _INT, _LONG,
         _LONG, _INT
+    ]),
+    'patch_norm': (_INT, [
+        _PTR, _INT, _INT, _INT, _INT, _INT, _INT, _INT, _PTR, _INT, _INT,
+        _INT, _PTR, _PTR, _FLOAT
     ]),
 }
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
@@ -168,3 +174,8 @@ def load_pyramid_tokens():
 def load_bilinear_resize():
     """The compiled ``bilinear_resize`` (``bilinear.c``), or None."""
     return _function('bilinear_resize')
+
+
+def load_patch_norm():
+    """The compiled ``patch_norm`` (``patch_norm.c``), or None."""
+    return _function('patch_norm')
