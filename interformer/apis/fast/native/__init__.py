@@ -64,6 +64,9 @@ _SIGNATURES = {
 }
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
           '-fno-math-errno', '-fPIC', '-shared')
+#: OpenMP, tried first (PyTorch's own runtime at load time, see common.h);
+#: without it the kernels still build and run on one thread.
+_OPENMP_FLAGS = ('-fopenmp', )
 _lock = threading.Lock()
 _loaded = {}
 
@@ -111,7 +114,7 @@ def _build(compiler: str) -> str:
             digest.update(f.read())
     digest.update(_compiler_version(compiler).encode())
     digest.update(_cpu_flags().encode())
-    digest.update(' '.join(_FLAGS).encode())
+    digest.update(' '.join(_FLAGS + _OPENMP_FLAGS).encode())
     cache = _cache_dir()
     target = osp.join(cache, f'interformer_native-{digest.hexdigest()[:16]}.so')
     if osp.isfile(target):
@@ -120,11 +123,14 @@ def _build(compiler: str) -> str:
     fd, tmp = tempfile.mkstemp(suffix='.so', dir=cache)
     os.close(fd)
     try:
-        result = subprocess.run(
-            [compiler, *_FLAGS, '-o', tmp, *_SOURCES, '-lm'],
-            capture_output=True,
-            text=True,
-            timeout=300)
+        for extra in (_OPENMP_FLAGS, ()):
+            result = subprocess.run(
+                [compiler, *_FLAGS, *extra, '-o', tmp, *_SOURCES, '-lm'],
+                capture_output=True,
+                text=True,
+                timeout=300)
+            if result.returncode == 0:
+                break
         if result.returncode != 0:
             raise RuntimeError(f'{compiler} failed on {", ".join(_SOURCES)}'
                                f':\n{result.stderr.strip()}')

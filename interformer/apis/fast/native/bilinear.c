@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "common.h"
 
@@ -60,15 +63,15 @@ static inline void horizontal(const void *src, const int is_bf16, long base,
 
 /* Separable: each source row is interpolated along x once (kept for the
  * output rows that read it), then output rows blend two such rows. */
-static inline void resize_c(const void *src, const int is_bf16, int h, int w,
+static inline void resize_c(const void *src, const int is_bf16, int h,
                             long src_row, long src_pixel, void *dst, int H,
                             int W, long dst_row, long dst_pixel,
-                            int accumulate, const int C, int *x0, int *dx,
-                            float *lx, float *rows) {
-    for (int x = 0; x < W; ++x) source_of(x, w, W, &x0[x], &dx[x], &lx[x]);
+                            int accumulate, const int C, const int *x0,
+                            const int *dx, const float *lx, float *rows,
+                            int y_begin, int y_end) {
     float *row_a = rows, *row_b = rows + (long)W * C;
     int have_a = -1, have_b = -1; /* source rows held in row_a / row_b */
-    for (int y = 0; y < H; ++y) {
+    for (int y = y_begin; y < y_end; ++y) {
         int y0, dy;
         float ly;
         source_of(y, h, H, &y0, &dy, &ly);
@@ -130,32 +133,51 @@ static inline void resize_c(const void *src, const int is_bf16, int h, int w,
 int bilinear_resize(const void *src, int is_bf16, int h, int w, int C,
                     long src_row, long src_pixel, void *dst, int H, int W,
                     long dst_row, long dst_pixel, int accumulate) {
-    /* x sampling (3 W) and two interpolated source rows (2 W C floats) */
-    void *work = malloc(sizeof(int) * 2 * (size_t)W +
-                        sizeof(float) * ((size_t)W + 2 * (size_t)W * C));
-    if (work == NULL) return 1;
-    int *x0 = (int *)work, *dx = x0 + W;
-    float *lx = (float *)(dx + W), *rows = lx + W;
-    /* constant dtype and usual widths: specialised, vectorised loops */
+    /* x sampling, shared by all threads */
+    void *sampling = malloc((sizeof(int) * 2 + sizeof(float)) * (size_t)W);
+    if (sampling == NULL) return 1;
+    int *x0 = (int *)sampling, *dx = x0 + W;
+    float *lx = (float *)(dx + W);
+    for (int x = 0; x < W; ++x) source_of(x, w, W, &x0[x], &dx[x], &lx[x]);
+    int failed = 0;
+    /* output rows split in contiguous blocks, one per thread, each with
+     * its own two interpolated source rows */
+#pragma omp parallel if ((long)H * W * C > 65536) reduction(| : failed)
+    {
+        int threads = 1, thread = 0;
+#ifdef _OPENMP
+        threads = omp_get_num_threads();
+        thread = omp_get_thread_num();
+#endif
+        const int y_begin = (int)((long)H * thread / threads);
+        const int y_end = (int)((long)H * (thread + 1) / threads);
+        float *rows = (float *)malloc(sizeof(float) * 2 * (size_t)W * C);
+        if (rows == NULL) {
+            failed = 1;
+        } else {
+            /* constant dtype and usual widths: specialised loops */
 #define RESIZE(BF16, CH)                                                     \
-    resize_c(src, BF16, h, w, src_row, src_pixel, dst, H, W, dst_row,         \
-             dst_pixel, accumulate, CH, x0, dx, lx, rows)
-    if (is_bf16) {
-        switch (C) {
-        case 32: RESIZE(1, 32); break;
-        case 64: RESIZE(1, 64); break;
-        case 128: RESIZE(1, 128); break;
-        default: RESIZE(1, C);
-        }
-    } else {
-        switch (C) {
-        case 32: RESIZE(0, 32); break;
-        case 64: RESIZE(0, 64); break;
-        case 128: RESIZE(0, 128); break;
-        default: RESIZE(0, C);
+    resize_c(src, BF16, h, src_row, src_pixel, dst, H, W, dst_row,         \
+             dst_pixel, accumulate, CH, x0, dx, lx, rows, y_begin, y_end)
+            if (is_bf16) {
+                switch (C) {
+                case 32: RESIZE(1, 32); break;
+                case 64: RESIZE(1, 64); break;
+                case 128: RESIZE(1, 128); break;
+                default: RESIZE(1, C);
+                }
+            } else {
+                switch (C) {
+                case 32: RESIZE(0, 32); break;
+                case 64: RESIZE(0, 64); break;
+                case 128: RESIZE(0, 128); break;
+                default: RESIZE(0, C);
+                }
+            }
+#undef RESIZE
+            free(rows);
         }
     }
-#undef RESIZE
-    free(work);
-    return 0;
+    free(sampling);
+    return failed;
 }

@@ -1,6 +1,12 @@
 /*
  * Helpers shared by the fast path's C kernels (see __init__.py): bfloat16
  * conversions and a flat, vectorisable sum for normalisation statistics.
+ *
+ * The kernels parallelise with OpenMP pragmas. Loaded into a PyTorch
+ * process they run on PyTorch's own OpenMP runtime (the libgomp it ships
+ * has the same soname, so the loader binds ours to it): the same threads,
+ * the same torch.set_num_threads, no second pool. Built without OpenMP the
+ * pragmas are ignored and the kernels run on one thread.
  */
 #ifndef INTERFORMER_NATIVE_COMMON_H
 #define INTERFORMER_NATIVE_COMMON_H
@@ -52,6 +58,8 @@ static inline double flat_sum_kind(const uint16_t *bf, const float *f32,
                                    long count, float centre,
                                    const int squared) {
     double total = 0.0;
+#pragma omp parallel for reduction(+ : total) schedule(static) \
+    if (count > 16 * BLOCK)
     for (long start = 0; start < count; start += BLOCK) {
         const long stop = start + BLOCK < count ? start + BLOCK : count;
         float part[SUM_LANES];

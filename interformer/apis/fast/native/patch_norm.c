@@ -22,6 +22,7 @@
 /* Per-pixel sums over C channels of x and x^2 into sums[2 * pixel]. */
 static inline void channel_sums(const void *x, int is_bf16, long pixels,
                                 const int C, double *sums) {
+#pragma omp parallel for schedule(static) if (pixels * C > 65536)
     for (long p = 0; p < pixels; ++p) {
         float part[LANES], part_sq[LANES];
         for (int j = 0; j < LANES; ++j) part[j] = part_sq[j] = 0.f;
@@ -102,6 +103,7 @@ int patch_norm(const void *x, int is_bf16, int H, int W, int C, int k,
     default: channel_sums(x, is_bf16, (long)H * W, C, sums);
     }
     const double count = (double)k * k * C;
+#pragma omp parallel for schedule(static) if ((long)h * w * Cout > 32768)
     for (int oy = 0; oy < h; ++oy) {
         for (int ox = 0; ox < w; ++ox) {
             double s = 0.0, sq = 0.0;

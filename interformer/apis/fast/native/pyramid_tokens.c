@@ -79,6 +79,7 @@ static inline void depthwise_c(const float *restrict src, float *restrict dst,
                                int ph, int pw, const int C,
                                const float *restrict w,
                                const float *restrict bias) {
+#pragma omp parallel for schedule(static) if ((long)ph * pw * C > 16384)
     for (int py = 0; py < ph; ++py) {
         for (int px = 0; px < pw; ++px) {
             float acc[C];
@@ -157,36 +158,39 @@ void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
      * of the normalised values is scale * max(x) + shift where scale >= 0
      * and scale * min(x) + shift = |scale| * max(-x) + shift elsewhere:
      * one max per element of sign * x (no sign flips if all scale >= 0). */
-    float hi[1024], sign[1024];
+    float sign[1024];
     int flips = 0;
     for (int c = 0; c < C; ++c) {
         sign[c] = scale[c] < 0.f ? -1.f : 1.f;
         flips |= scale[c] < 0.f;
     }
     const float *signs = flips ? sign : NULL;
-    int start_row = 0;
-    for (int l = 0; l < levels; ++l) {
-        const int ph = sizes[2 * l], pw = sizes[2 * l + 1];
-        for (int py = 0; py < ph; ++py) {
-            const int y0 = (int)(((long)py * H) / ph);
-            const int y1 = (int)(((long)(py + 1) * H + ph - 1) / ph);
-            for (int px = 0; px < pw; ++px) {
-                const int x0 = (int)(((long)px * W) / pw);
-                const int x1 = (int)(((long)(px + 1) * W + pw - 1) / pw);
-                for (int c = 0; c < C; ++c) hi[c] = -INFINITY;
-                for (int y = y0; y < y1; ++y)
-                    max_segment(x, is_bf16, ((long)y * W + x0) * C, x1 - x0,
-                                C, signs, hi);
-                float *dst = pooled + ((long)start_row + py * pw + px) * C;
-                for (int c = 0; c < C; ++c)
-                    dst[c] = fabsf(scale[c]) * hi[c] + shift[c];
-            }
+    /* every pooled cell of every level is independent: one parallel loop */
+#pragma omp parallel for schedule(static) if (pixels * C > 65536)
+    for (int n = 0; n < total; ++n) {
+        int l = 0, first = 0;
+        while (n >= first + sizes[2 * l] * sizes[2 * l + 1]) {
+            first += sizes[2 * l] * sizes[2 * l + 1];
+            ++l;
         }
-        start_row += ph * pw;
+        const int ph = sizes[2 * l], pw = sizes[2 * l + 1];
+        const int py = (n - first) / pw, px = (n - first) % pw;
+        const int y0 = (int)(((long)py * H) / ph);
+        const int y1 = (int)(((long)(py + 1) * H + ph - 1) / ph);
+        const int x0 = (int)(((long)px * W) / pw);
+        const int x1 = (int)(((long)(px + 1) * W + pw - 1) / pw);
+        float hi[1024];
+        for (int c = 0; c < C; ++c) hi[c] = -INFINITY;
+        for (int y = y0; y < y1; ++y)
+            max_segment(x, is_bf16, ((long)y * W + x0) * C, x1 - x0, C,
+                        signs, hi);
+        float *dst = pooled + (long)n * C;
+        for (int c = 0; c < C; ++c)
+            dst[c] = fabsf(scale[c]) * hi[c] + shift[c];
     }
 
     /* Depthwise 3x3 (zero padding 1) + bias + residual, per level. */
-    start_row = 0;
+    int start_row = 0;
     for (int l = 0; l < levels; ++l) {
         const int ph = sizes[2 * l], pw = sizes[2 * l + 1];
         depthwise(pooled + (long)start_row * C, mixed + (long)start_row * C,
@@ -197,6 +201,7 @@ void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
 
     /* LayerNorm over channels, written in the map's dtype. The sums run
      * in LANES independent float partials (a vectorisable reduction). */
+#pragma omp parallel for schedule(static) if ((long)rows * C > 16384)
     for (int n = 0; n < rows; ++n) {
         const float *t = mixed + (long)(n < total ? n : 0) * C;
         float part[LANES];
