@@ -25,8 +25,9 @@ from torch import Tensor
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
 from .native import load_patch_norm
+from .norms import FastGroupNorm
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
-                  linear, linear_add, norm_params)
+                  linear, linear_add)
 from .pooled_kv import PooledKeyValue, PyramidKeyValue
 
 __all__ = [
@@ -130,9 +131,9 @@ class FastPoolingBlock:
         self.num_heads = attn.num_heads
         self.head_dims = attn.head_dims
         self.scale = attn.scale
-        self.norm1 = norm_params(block.norm1)
-        self.norm_kv = norm_params(block.norm_kv)
-        self.norm2 = norm_params(block.norm2)
+        self.norm1 = FastGroupNorm(block.norm1, dtype)
+        self.norm_kv = FastGroupNorm(block.norm_kv, dtype)
+        self.norm2 = FastGroupNorm(block.norm2, dtype)
         self.query = LinearParams.from_linear(attn.query_proj, dtype)
         self._key_value = PyramidKeyValue(attn, dtype)
         self.proj = LinearParams.from_linear(attn.proj, dtype)
@@ -143,7 +144,7 @@ class FastPoolingBlock:
 
     def key_value(self, kv: Tensor) -> PooledKeyValue:
         """Pooled K/V of a channels-last key/value map (not normalised)."""
-        return self._key_value(kv, self.norm_kv)
+        return self._key_value(kv, self.norm_kv.params)
 
     def __call__(self,
                  x: Tensor,
@@ -152,7 +153,7 @@ class FastPoolingBlock:
         if key_value is None:
             key_value = self.key_value(x)
         batch, channels, height, width = x.shape
-        query = linear(as_tokens(_group_norm(x, self.norm1)), self.query)
+        query = linear(as_tokens(self.norm1(x)), self.query)
         # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
         # (1, N, heads, d) memory order, so the token view costs nothing
         query = query.view(batch, -1, self.num_heads,
@@ -165,7 +166,7 @@ class FastPoolingBlock:
             scale=self.scale)
         out = out.transpose(1, 2).reshape(batch, -1, channels)
         x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
-        hidden = conv(_group_norm(x, self.norm2), self.mlp_in)
+        hidden = conv(self.norm2(x), self.mlp_in)
         hidden = conv(hidden, self.mlp_dw)
         return conv_add(hidden, x, self.mlp_out)
 
@@ -293,7 +294,7 @@ class FastIMSA:
         self.refine = [[FastPoolingBlock(b, dtype) for b in stage.blocks]
                        for stage in neck.refine_stages]
         self.out_norms = [
-            norm_params(getattr(neck, f'norm{i}'))
+            FastGroupNorm(getattr(neck, f'norm{i}'), dtype)
             for i in range(len(self.stages))
         ]
 
@@ -350,7 +351,7 @@ class FastIMSA:
                 x = down(coarse)
             refined = self._refine(self.refine[i], coarse, roi,
                                    self.cum_strides[i])
-            outs.append(_group_norm(refined, self.out_norms[i]))
+            outs.append(self.out_norms[i](refined))
         return outs
 
     @staticmethod
@@ -372,13 +373,3 @@ class FastIMSA:
         out[:, :, up:bottom, left:right] = crop
         return out
 
-
-def _group_norm(x: Tensor, params) -> Tensor:
-    """GroupNorm(1, C) keeping the input dtype and channels-last layout.
-
-    The float32 weight and bias are used as they are for a bfloat16 input
-    (PyTorch's CPU kernel takes mixed parameters, more precise than
-    rounding them and without a conversion per call).
-    """
-    weight, bias, eps = params
-    return F.group_norm(x, 1, weight, bias, eps)

@@ -8,7 +8,8 @@ costs (or extra passes over memory) dominate the arithmetic:
 * ``bilinear.c``: the UPerHead's resizes written straight into their
   destination (:mod:`..head`);
 * ``patch_norm.c``: PatchMerging's patch statistics and normalisation
-  after its strided convolution (:mod:`..neck`).
+  after its strided convolution (:mod:`..neck`);
+* ``norms.c``: GroupNorm(1, C) on the I-MSA maps (:mod:`..norms`).
 
 They are plain C (no PyTorch headers), so building them takes a second or
 two with the system's C compiler; the shared library is cached per source,
@@ -35,7 +36,7 @@ from typing import Optional
 
 __all__ = [
     'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
-    'native_enabled', 'MAX_CHANNELS'
+    'load_group_norm', 'native_enabled', 'MAX_CHANNELS'
 ]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
@@ -43,7 +44,8 @@ MAX_CHANNELS = 1024
 _HERE = osp.dirname(osp.abspath(__file__))
 _SOURCES = tuple(
     osp.join(_HERE, name)
-    for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c'))
+    for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c',
+                 'norms.c'))
 _HEADERS = (osp.join(_HERE, 'common.h'), )
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
@@ -61,6 +63,8 @@ _SIGNATURES = {
         _PTR, _INT, _INT, _INT, _INT, _INT, _INT, _INT, _PTR, _INT, _INT,
         _INT, _PTR, _PTR, _FLOAT
     ]),
+    'group_norm': (_INT,
+                   [_PTR, _INT, _LONG, _INT, _PTR, _PTR, _FLOAT, _PTR]),
 }
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
           '-fno-math-errno', '-fPIC', '-shared')
@@ -185,3 +189,8 @@ def load_bilinear_resize():
 def load_patch_norm():
     """The compiled ``patch_norm`` (``patch_norm.c``), or None."""
     return _function('patch_norm')
+
+
+def load_group_norm():
+    """The compiled ``group_norm`` (``norms.c``), or None."""
+    return _function('group_norm')
