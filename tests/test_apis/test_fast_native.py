@@ -265,3 +265,68 @@ def test_native_group_norm_equals_pytorch(channels, offset):
                               module.eps)
     torch.testing.assert_close(got16.double(), expected16, atol=1e-2,
                                rtol=2**-7)
+
+
+@pytest.mark.parametrize('heads,queries,keys,valid',
+                         [(1, 512, 256, 250), (2, 37, 48, 48), (2, 9, 48, 47),
+                          (4, 100, 272, 260), (8, 16, 16, 1)])
+def test_native_attention_matches_float32_attention(heads, queries, keys,
+                                                    valid):
+    """The AMX kernel against float32 attention on the same bf16 inputs:
+    as close as PyTorch's own bf16 kernel (P and the output are rounded to
+    bf16 in both). Partial query blocks, key counts that are not a multiple
+    of the 32-key chunk and masked keys included."""
+    attention = native.load_attention_bf16()
+    torch.manual_seed(heads)
+    channels = heads * 32
+    query = torch.randn(1, queries, channels).bfloat16()
+    key = torch.randn(1, heads, keys, 32).bfloat16()
+    value = torch.randn(1, heads, keys, 32).bfloat16()
+    scale = 32**-0.5
+    out = torch.full_like(query, float('nan'))
+    if attention(query.data_ptr(), channels, key.data_ptr(),
+                 value.data_ptr(), heads, queries, keys, valid, 32, scale,
+                 out.data_ptr(), channels) != 0:
+        pytest.skip('no AMX-BF16 on this CPU')
+    mask = (torch.arange(keys) < valid).view(1, 1, 1, -1)
+    per_head = query.view(1, queries, heads, 32).transpose(1, 2)
+    expected = F.scaled_dot_product_attention(
+        per_head.float(), key.float(), value.float(), attn_mask=mask,
+        scale=scale).transpose(1, 2).reshape(1, queries, channels)
+    pytorch_bf16 = F.scaled_dot_product_attention(
+        per_head, key, value, attn_mask=mask,
+        scale=scale).transpose(1, 2).reshape(1, queries, channels)
+    budget = (pytorch_bf16.float() - expected).abs().max().item()
+    error = (out.float() - expected).abs().max().item()
+    assert error <= 1.5 * budget + 1e-3, (error, budget)
+
+
+def test_native_attention_refuses_what_it_does_not_take():
+    attention = native.load_attention_bf16()
+    query = torch.randn(1, 16, 64).bfloat16()
+    key = torch.randn(1, 1, 16, 64).bfloat16()
+    out = torch.empty_like(query)
+    # 64 head dimensions, and a non-positive scale: the caller falls back
+    assert attention(query.data_ptr(), 64, key.data_ptr(), key.data_ptr(),
+                     1, 16, 16, 16, 64, 0.125, out.data_ptr(), 64) == 1
+    assert attention(query.data_ptr(), 64, key.data_ptr(), key.data_ptr(),
+                     2, 16, 16, 16, 32, -1.0, out.data_ptr(), 64) == 1
+
+
+def test_fast_block_bf16_attention_routes_agree():
+    """A bf16 I-MSA block with the AMX attention and with PyTorch's SDPA."""
+    from interformer.apis.fast.neck import FastPoolingBlock
+    from interformer.models.necks.imsa.blocks import PoolingBlock
+    torch.manual_seed(7)
+    block = PoolingBlock(64, 2, 4, (1, 2, 3, 4), (8., 12.)).eval()
+    fast = FastPoolingBlock(block, torch.bfloat16)
+    if fast._attention is None:
+        pytest.skip('no native attention')
+    x = channels_last(torch.randn(1, 64, 12, 17).bfloat16())
+    with torch.inference_mode():
+        got = fast(x)
+        kernel, fast._attention = fast._attention, None
+        reference = fast(x)
+    assert got.shape == reference.shape and torch.isfinite(got.float()).all()
+    error = (got.float() - reference.float()).abs()
+    assert error.max() < 0.1 and error.mean() < 0.01

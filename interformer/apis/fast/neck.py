@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
-from .native import load_patch_norm
+from .native import load_attention_bf16, load_patch_norm
 from .norms import FastGroupNorm
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
                   linear, linear_add)
@@ -141,6 +141,9 @@ class FastPoolingBlock:
         self.mlp_in = ConvParams.from_conv(mlp[0], dtype, act='hardswish')
         self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
         self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
+        # bf16 attention on AMX tiles where the C kernel has it
+        self._attention = load_attention_bf16() if (
+            dtype == torch.bfloat16 and self.head_dims == 32) else None
 
     def key_value(self, kv: Tensor) -> PooledKeyValue:
         """Pooled K/V of a channels-last key/value map (not normalised)."""
@@ -154,6 +157,26 @@ class FastPoolingBlock:
             key_value = self.key_value(x)
         batch, channels, height, width = x.shape
         query = linear(as_tokens(self.norm1(x)), self.query)
+        out = self._attend(query, key_value)
+        x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
+        hidden = conv(self.norm2(x), self.mlp_in)
+        hidden = conv(hidden, self.mlp_dw)
+        return conv_add(hidden, x, self.mlp_out)
+
+
+    def _attend(self, query: Tensor, key_value: PooledKeyValue) -> Tensor:
+        """Softmax attention of (1, N, C) query tokens -> (1, N, C)."""
+        batch, num_queries, channels = query.shape
+        if self._attention is not None and query.dtype == self.dtype:
+            key, value = key_value.key, key_value.value
+            out = torch.empty_like(query)
+            if self._attention(query.data_ptr(), query.stride(1),
+                               key.data_ptr(), value.data_ptr(),
+                               self.num_heads, num_queries, key.shape[2],
+                               key_value.num_keys, self.head_dims,
+                               self.scale, out.data_ptr(),
+                               out.stride(1)) == 0:
+                return out
         # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
         # (1, N, heads, d) memory order, so the token view costs nothing
         query = query.view(batch, -1, self.num_heads,
@@ -164,11 +187,7 @@ class FastPoolingBlock:
             key_value.value,
             attn_mask=key_value.mask,
             scale=self.scale)
-        out = out.transpose(1, 2).reshape(batch, -1, channels)
-        x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
-        hidden = conv(self.norm2(x), self.mlp_in)
-        hidden = conv(hidden, self.mlp_dw)
-        return conv_add(hidden, x, self.mlp_out)
+        return out.transpose(1, 2).reshape(batch, -1, channels)
 
 
 class FastPatchMerging:
@@ -313,7 +332,8 @@ class FastIMSA:
             feats.append(channels_last(feat.to(self.dtype)))
         return feats
 
-    def image_key_values(self, feats: Sequence[Tensor]) -> List[PooledKeyValue]:
+    def image_key_values(
+            self, feats: Sequence[Tensor]) -> List[PooledKeyValue]:
         """K/V of every stage's cross-attention block (once per image)."""
         return [
             blocks[0].key_value(feat)

@@ -46,10 +46,12 @@ class PooledKeyValue(NamedTuple):
         key: (1, heads, N, d) working dtype, contiguous.
         value: (1, heads, N, d) working dtype, contiguous.
         mask: (1, 1, 1, N) bool, False on padded keys; None without padding.
+        num_keys: the real keys (the first ``num_keys`` of the N).
     """
     key: Tensor
     value: Tensor
     mask: Optional[Tensor]
+    num_keys: int
 
 
 class _Layout(NamedTuple):
@@ -59,6 +61,7 @@ class _Layout(NamedTuple):
     targets: Tuple[Tensor, ...]  # per level, its (1, C, h, w) canvas view
     index: Tensor  # (N_padded,) token rows of the conv output
     mask: Optional[Tensor]  # (1, 1, 1, N_padded) bool or None
+    total: int  # real tokens
 
 
 class _Grid(NamedTuple):
@@ -151,7 +154,7 @@ class PyramidKeyValue:
             canvas[:, level * self.embed_dims:(level + 1) * self.embed_dims,
                    :h, :w] for level, (h, w) in enumerate(sizes))
         layout = self._layouts[(height, width)] = _Layout(
-            sizes, canvas, targets, index, mask)
+            sizes, canvas, targets, index, mask, total)
         return layout
 
     def _grid(self, height: int, width: int) -> _Grid:
@@ -169,8 +172,9 @@ class PyramidKeyValue:
                 rows, mask)
         return grid
 
-    def _native_tokens(self, kv_map: Tensor, norm) -> Tuple[Tensor, Any]:
-        """Tokens (rows, C) from the C kernel, and the key mask."""
+    def _native_tokens(self, kv_map: Tensor,
+                       norm) -> Tuple[Tensor, Any, int]:
+        """Tokens (rows, C) from the C kernel, the key mask, real tokens."""
         batch, channels, height, width = kv_map.shape
         grid = self._grid(height, width)
         x = channels_last(kv_map)
@@ -191,10 +195,11 @@ class PyramidKeyValue:
             ln_bias.data_ptr(), ln_eps, scratch.data_ptr(),
             scratch[2 * grid.total * channels:].data_ptr(),
             tokens.data_ptr(), grid.rows)
-        return tokens, grid.mask
+        return tokens, grid.mask, grid.total
 
-    def _torch_tokens(self, kv_map: Tensor, norm) -> Tuple[Tensor, Any]:
-        """Tokens (rows, C) from PyTorch ops, and the key mask."""
+    def _torch_tokens(self, kv_map: Tensor,
+                      norm) -> Tuple[Tensor, Any, int]:
+        """Tokens (rows, C) from PyTorch ops, the key mask, real tokens."""
         if norm is not None:
             kv_map = F.group_norm(kv_map, 1, *norm)
         height, width = kv_map.shape[-2:]
@@ -208,7 +213,8 @@ class PyramidKeyValue:
             out = conv_add(canvas, canvas, self.dconv)  # channels-last
         tokens = out.permute(0, 2, 3, 1).reshape(-1, channels).index_select(
             0, layout.index)
-        return F.layer_norm(tokens, (channels, ), *self.norm), layout.mask
+        return (F.layer_norm(tokens, (channels, ), *self.norm), layout.mask,
+                layout.total)
 
     def __call__(self,
                  kv_map: Tensor,
@@ -227,9 +233,9 @@ class PyramidKeyValue:
                              f'{self.embed_dims}, H, W) map, got '
                              f'{tuple(kv_map.shape)}')
         if self._native is not None and kv_map.dtype == self.dtype:
-            tokens, mask = self._native_tokens(kv_map, norm)
+            tokens, mask, total = self._native_tokens(kv_map, norm)
         else:
-            tokens, mask = self._torch_tokens(kv_map, norm)
+            tokens, mask, total = self._torch_tokens(kv_map, norm)
         key_value = linear(tokens, self.proj)
         num_tokens = tokens.shape[0]
         qkv = key_value.new_empty(2, self.num_heads, num_tokens,
@@ -237,7 +243,7 @@ class PyramidKeyValue:
         qkv.copy_(
             key_value.view(num_tokens, 2, self.num_heads,
                            self.head_dims).permute(1, 2, 0, 3))
-        return PooledKeyValue(qkv[0][None], qkv[1][None], mask)
+        return PooledKeyValue(qkv[0][None], qkv[1][None], mask, total)
 
 
 def _pointer(tensor: Optional[Tensor]) -> Optional[int]:

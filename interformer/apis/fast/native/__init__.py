@@ -9,7 +9,9 @@ costs (or extra passes over memory) dominate the arithmetic:
   destination (:mod:`..head`);
 * ``patch_norm.c``: PatchMerging's patch statistics and normalisation
   after its strided convolution (:mod:`..neck`);
-* ``norms.c``: GroupNorm(1, C) on the I-MSA maps (:mod:`..norms`).
+* ``norms.c``: GroupNorm(1, C) on the I-MSA maps (:mod:`..norms`);
+* ``attention.c``: the blocks' bfloat16 softmax attention on AMX tiles
+  (:mod:`..neck`; CPUs with AMX-BF16 only).
 
 They are plain C (no PyTorch headers), so building them takes a second or
 two with the system's C compiler; the shared library is cached per source,
@@ -36,7 +38,8 @@ from typing import Optional
 
 __all__ = [
     'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
-    'load_group_norm', 'native_enabled', 'MAX_CHANNELS'
+    'load_group_norm', 'load_attention_bf16', 'native_enabled',
+    'MAX_CHANNELS'
 ]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
@@ -45,7 +48,7 @@ _HERE = osp.dirname(osp.abspath(__file__))
 _SOURCES = tuple(
     osp.join(_HERE, name)
     for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c',
-                 'norms.c'))
+                 'norms.c', 'attention.c'))
 _HEADERS = (osp.join(_HERE, 'common.h'), )
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
@@ -65,6 +68,10 @@ _SIGNATURES = {
     ]),
     'group_norm': (_INT,
                    [_PTR, _INT, _LONG, _INT, _PTR, _PTR, _FLOAT, _PTR]),
+    'attention_bf16': (_INT, [
+        _PTR, _LONG, _PTR, _PTR, _INT, _INT, _INT, _INT, _INT, _FLOAT, _PTR,
+        _LONG
+    ]),
 }
 _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
           '-fno-math-errno', '-fPIC', '-shared')
@@ -194,3 +201,10 @@ def load_patch_norm():
 def load_group_norm():
     """The compiled ``group_norm`` (``norms.c``), or None."""
     return _function('group_norm')
+
+
+def load_attention_bf16():
+    """The compiled ``attention_bf16`` (``attention.c``), or None. It
+    returns 1 for inputs it does not take (and everywhere on CPUs without
+    AMX-BF16)."""
+    return _function('attention_bf16')

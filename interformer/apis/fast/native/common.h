@@ -75,8 +75,8 @@ static inline double flat_sum_kind(const uint16_t *bf, const float *f32,
     return total;
 }
 
-static inline double flat_sum(const void *src, int is_bf16, long count, float centre,
-                       int squared) {
+static inline double flat_sum(const void *src, int is_bf16, long count,
+                              float centre, int squared) {
     const uint16_t *bf = is_bf16 ? (const uint16_t *)src : NULL;
     const float *f32 = is_bf16 ? NULL : (const float *)src;
     /* constant `squared` per call site: the compiler specialises each */

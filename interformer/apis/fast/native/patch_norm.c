@@ -125,7 +125,8 @@ int patch_norm(const void *x, int is_bf16, int H, int W, int C, int k,
             const long base = ((long)oy * w + ox) * Cout;
             const float fs = (float)inv_std, fm = (float)(mean * inv_std);
             switch (Cout) {
-            case 64: apply_row(conv, is_bf16, base, 64, fs, fm, row_sum, shift);
+            case 64:
+                apply_row(conv, is_bf16, base, 64, fs, fm, row_sum, shift);
                 break;
             case 128:
                 apply_row(conv, is_bf16, base, 128, fs, fm, row_sum, shift);

@@ -131,7 +131,8 @@ static void depthwise(const float *src, float *dst, int ph, int pw, int C,
  *   minmax:     2 * C floats of workspace.
  */
 void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
-                    int apply_gn, const float *gn_w, const float *gn_b, float gn_eps,
+                    int apply_gn, const float *gn_w, const float *gn_b,
+                    float gn_eps,
                     int levels, const int *sizes, const float *dw_w,
                     const float *dw_b, const float *ln_w, const float *ln_b,
                     float ln_eps, float *scratch, float *minmax, void *out,
