@@ -330,3 +330,21 @@ def test_fast_block_bf16_attention_routes_agree():
     assert got.shape == reference.shape and torch.isfinite(got.float()).all()
     error = (got.float() - reference.float()).abs()
     assert error.max() < 0.1 and error.mean() < 0.01
+
+
+def test_suspended_runs_the_pytorch_routes():
+    """native.suspended() (used while counting FLOPs) switches built
+    objects to their PyTorch routes and back."""
+    attn = _attention(32)
+    fast = PyramidKeyValue(attn, torch.float32)
+    x = channels_last(torch.randn(1, 32, 8, 12))
+    calls = []
+    kernel = fast._native
+    fast._native = lambda *args: calls.append(1) or kernel(*args)
+    fast(x)
+    with native.suspended():
+        assert not native.active()
+        fast(x)
+    assert native.active()
+    fast(x)
+    assert len(calls) == 2

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads import UPerHead
 from torch import Tensor
 
+from . import native
 from .native import MAX_CHANNELS, load_bilinear_resize
 from .ops import ConvParams, channels_last, conv
 
@@ -90,7 +91,8 @@ class FastUPerHead:
         if not same_size and self._native_resize is not None and \
                 x.dtype == self.dtype and (
                 out is None or out.dtype == x.dtype) and x.shape[1] <= \
-                MAX_CHANNELS and (out is None or out.stride(1) == 1):
+                MAX_CHANNELS and (out is None or out.stride(1) == 1) and \
+                native.active():
             x = channels_last(x)
             if out is None:
                 out = torch.empty((1, x.shape[1]) + tuple(size),

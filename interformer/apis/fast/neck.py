@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
+from . import native
 from .native import load_attention_bf16, load_patch_norm
 from .norms import FastGroupNorm
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
@@ -167,7 +168,8 @@ class FastPoolingBlock:
     def _attend(self, query: Tensor, key_value: PooledKeyValue) -> Tensor:
         """Softmax attention of (1, N, C) query tokens -> (1, N, C)."""
         batch, num_queries, channels = query.shape
-        if self._attention is not None and query.dtype == self.dtype:
+        if self._attention is not None and query.dtype == self.dtype and \
+                native.active():
             key, value = key_value.key, key_value.value
             out = torch.empty_like(query)
             if self._attention(query.data_ptr(), query.stride(1),
@@ -241,7 +243,7 @@ class FastPatchMerging:
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> channels-last (1, C_out, h, w)."""
         if self._native is not None and x.dtype == self.dtype and \
-                x.shape[0] == 1:
+                x.shape[0] == 1 and native.active():
             x = channels_last(x)
             # a fresh channels-last map, normalised in place
             out = channels_last(conv(x, self.conv))

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import native
 from .native import load_group_norm
 from .ops import channels_last, norm_params
 
@@ -39,7 +40,8 @@ class FastGroupNorm:
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> the same shape, dtype, layout."""
-        if self._native is None or x.dtype != self.dtype or x.shape[0] != 1:
+        if self._native is None or x.dtype != self.dtype or \
+                x.shape[0] != 1 or not native.active():
             return F.group_norm(x, 1, *self.params)
         x = channels_last(x)
         out = torch.empty_like(x, memory_format=torch.channels_last)

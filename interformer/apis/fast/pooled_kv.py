@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import native
 from .native import MAX_CHANNELS, load_pyramid_tokens
 from .ops import (ConvParams, LinearParams, channels_last, conv_add, linear,
                   norm_params)
@@ -232,7 +233,8 @@ class PyramidKeyValue:
             raise ValueError(f'pyramid K/V: expected a (1, '
                              f'{self.embed_dims}, H, W) map, got '
                              f'{tuple(kv_map.shape)}')
-        if self._native is not None and kv_map.dtype == self.dtype:
+        if self._native is not None and kv_map.dtype == self.dtype and \
+                native.active():
             tokens, mask, total = self._native_tokens(kv_map, norm)
         else:
             tokens, mask, total = self._torch_tokens(kv_map, norm)

@@ -24,6 +24,7 @@ Everything here is optional: without a compiler, with
 keeps its PyTorch implementation, which is also the reference the tests
 compare the kernel with.
 """
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -38,8 +39,8 @@ from typing import Optional
 
 __all__ = [
     'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
-    'load_group_norm', 'load_attention_bf16', 'native_enabled',
-    'MAX_CHANNELS'
+    'load_group_norm', 'load_attention_bf16', 'native_enabled', 'active',
+    'suspended', 'MAX_CHANNELS'
 ]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
@@ -80,12 +81,30 @@ _FLAGS = ('-O3', '-march=native', '-mprefer-vector-width=512',
 _OPENMP_FLAGS = ('-fopenmp', )
 _lock = threading.Lock()
 _loaded = {}
+_suspend_depth = [0]
 
 
 def native_enabled() -> bool:
     """False when ``INTERFORMER_NATIVE`` is set to ``0`` / ``false``."""
     value = os.environ.get('INTERFORMER_NATIVE', '1').strip().lower()
     return value not in ('0', 'false', 'no', 'off')
+
+
+def active() -> bool:
+    """False inside :func:`suspended`: the fast path then uses its PyTorch
+    routes (checked at every call, so it applies to built decoders)."""
+    return _suspend_depth[0] == 0
+
+
+@contextlib.contextmanager
+def suspended():
+    """Run the fast path on PyTorch ops only, e.g. under torch's
+    ``FlopCounterMode``, which cannot see into the C kernels."""
+    _suspend_depth[0] += 1
+    try:
+        yield
+    finally:
+        _suspend_depth[0] -= 1
 
 
 def _cache_dir() -> str:
