@@ -348,3 +348,53 @@ def test_suspended_runs_the_pytorch_routes():
     assert native.active()
     fast(x)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize('rows,features,outputs,act',
+                         [(704, 128, 512, 'hardswish'), (37, 64, 48, 'none'),
+                          (16, 1024, 16, 'none'), (300, 32, 256, 'none')])
+@pytest.mark.parametrize('with_residual', [False, True])
+def test_amx_linear_matches_float32(rows, features, outputs, act,
+                                    with_residual):
+    """Partial token blocks, output groups narrower than the 64 outputs of
+    a block, Hardswish and the residual; as close to the float32 result as
+    oneDNN's bf16 linear layer."""
+    from interformer.apis.fast.amx_linear import AmxLinear
+    from interformer.apis.fast.ops import LinearParams, linear
+    torch.manual_seed(rows)
+    weight = torch.randn(outputs, features) / features**0.5
+    bias = torch.randn(outputs)
+    x = torch.randn(1, rows, features).bfloat16()
+    residual = torch.randn(1, rows, outputs).bfloat16() \
+        if with_residual else None
+    layer = AmxLinear(weight, bias, torch.bfloat16, act)
+    if layer._kernel is None:
+        pytest.skip('no native kernels')
+    got = layer(x, residual)
+    if got is None:
+        pytest.skip('no AMX-BF16 on this CPU')
+    assert got.shape == (1, rows, outputs) and got.dtype == torch.bfloat16
+    expected = x.float() @ weight.bfloat16().float().t() + bias
+    onednn = linear(x, LinearParams.from_tensors(weight, bias,
+                                                 torch.bfloat16, act=act))
+    if act == 'hardswish':
+        expected = F.hardswish(expected)
+    if residual is not None:
+        expected = expected + residual.float()
+        onednn = onednn + residual
+    budget = (onednn.float() - expected).abs().max().item()
+    error = (got.float() - expected).abs().max().item()
+    assert error <= max(1.5 * budget, 0.02), (error, budget)
+
+
+def test_amx_linear_declines_what_it_does_not_take():
+    from interformer.apis.fast.amx_linear import AmxLinear
+    weight, x = torch.randn(32, 48), torch.randn(5, 48)
+    # 48 input features: not a multiple of the 32-feature tile chunk
+    assert AmxLinear(weight, None, torch.bfloat16)(x.bfloat16()) is None
+    # float32 keeps oneDNN
+    square = torch.randn(32, 32)
+    assert AmxLinear(square, None, torch.float32)(torch.randn(5, 32)) is None
+    layer = AmxLinear(square, None, torch.bfloat16)
+    with native.suspended():
+        assert layer(torch.randn(5, 32).bfloat16()) is None

@@ -25,6 +25,7 @@ from torch import Tensor
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
 from . import native
+from .amx_linear import AmxLinear
 from .native import load_attention_bf16, load_patch_norm
 from .norms import FastGroupNorm
 from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
@@ -142,9 +143,16 @@ class FastPoolingBlock:
         self.mlp_in = ConvParams.from_conv(mlp[0], dtype, act='hardswish')
         self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
         self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
-        # bf16 attention on AMX tiles where the C kernel has it
+        # bf16 attention and small linear layers on AMX tiles where the C
+        # kernels have them (each answers None / 1 where it does not apply)
         self._attention = load_attention_bf16() if (
             dtype == torch.bfloat16 and self.head_dims == 32) else None
+        self._amx_query = AmxLinear(attn.query_proj.weight,
+                                    attn.query_proj.bias, dtype)
+        self._amx_proj = AmxLinear(attn.proj.weight, attn.proj.bias, dtype)
+        self._amx_mlp_in = AmxLinear(mlp[0].weight, mlp[0].bias, dtype,
+                                     'hardswish')
+        self._amx_mlp_out = AmxLinear(mlp[4].weight, mlp[4].bias, dtype)
 
     def key_value(self, kv: Tensor) -> PooledKeyValue:
         """Pooled K/V of a channels-last key/value map (not normalised)."""
@@ -157,13 +165,27 @@ class FastPoolingBlock:
         if key_value is None:
             key_value = self.key_value(x)
         batch, channels, height, width = x.shape
-        query = linear(as_tokens(self.norm1(x)), self.query)
+        tokens = as_tokens(self.norm1(x))
+        query = self._amx_query(tokens)
+        if query is None:
+            query = linear(tokens, self.query)
         out = self._attend(query, key_value)
-        x = as_map(linear_add(out, as_tokens(x), self.proj), height, width)
-        hidden = conv(self.norm2(x), self.mlp_in)
+        residual = as_tokens(x)
+        tokens = self._amx_proj(out, residual)
+        if tokens is None:
+            tokens = linear_add(out, residual, self.proj)
+        x = as_map(tokens, height, width)
+        normed = self.norm2(x)
+        hidden = self._amx_mlp_in(as_tokens(normed))
+        if hidden is None:
+            hidden = conv(normed, self.mlp_in)
+        else:
+            hidden = as_map(hidden, height, width)
         hidden = conv(hidden, self.mlp_dw)
-        return conv_add(hidden, x, self.mlp_out)
-
+        out = self._amx_mlp_out(as_tokens(hidden), as_tokens(x))
+        if out is None:
+            return conv_add(hidden, x, self.mlp_out)
+        return as_map(out, height, width)
 
     def _attend(self, query: Tensor, key_value: PooledKeyValue) -> Tensor:
         """Softmax attention of (1, N, C) query tokens -> (1, N, C)."""

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import native
+from .amx_linear import AmxLinear
 from .native import MAX_CHANNELS, load_pyramid_tokens
 from .ops import (ConvParams, LinearParams, channels_last, conv_add, linear,
                   norm_params)
@@ -106,6 +107,8 @@ class PyramidKeyValue:
         self.norm = norm_params(attn.norm)
         self.dconv = _stacked_depthwise(attn.dconvs, dtype)
         self.proj = LinearParams.from_linear(attn.key_value_proj, dtype)
+        self._amx_proj = AmxLinear(attn.key_value_proj.weight,
+                                   attn.key_value_proj.bias, dtype)
         self._native = _native_kernel(attn, dtype)
         if self._native is not None:
             # float32 weights (not rounded to the working dtype)
@@ -238,7 +241,9 @@ class PyramidKeyValue:
             tokens, mask, total = self._native_tokens(kv_map, norm)
         else:
             tokens, mask, total = self._torch_tokens(kv_map, norm)
-        key_value = linear(tokens, self.proj)
+        key_value = self._amx_proj(tokens)
+        if key_value is None:
+            key_value = linear(tokens, self.proj)
         num_tokens = tokens.shape[0]
         qkv = key_value.new_empty(2, self.num_heads, num_tokens,
                                   self.head_dims)

@@ -11,7 +11,9 @@ costs (or extra passes over memory) dominate the arithmetic:
   after its strided convolution (:mod:`..neck`);
 * ``norms.c``: GroupNorm(1, C) on the I-MSA maps (:mod:`..norms`);
 * ``attention.c``: the blocks' bfloat16 softmax attention on AMX tiles
-  (:mod:`..neck`; CPUs with AMX-BF16 only).
+  (:mod:`..neck`; CPUs with AMX-BF16 only);
+* ``linear.c``: the blocks' small bfloat16 projections and 1x1 convs on
+  AMX tiles (:mod:`..amx_linear`; CPUs with AMX-BF16 only).
 
 They are plain C (no PyTorch headers), so building them takes a second or
 two with the system's C compiler; the shared library is cached per source,
@@ -39,7 +41,8 @@ from typing import Optional
 
 __all__ = [
     'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
-    'load_group_norm', 'load_attention_bf16', 'native_enabled', 'active',
+    'load_group_norm', 'load_attention_bf16', 'load_linear_bf16',
+    'native_enabled', 'active',
     'suspended', 'MAX_CHANNELS'
 ]
 
@@ -49,7 +52,7 @@ _HERE = osp.dirname(osp.abspath(__file__))
 _SOURCES = tuple(
     osp.join(_HERE, name)
     for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c',
-                 'norms.c', 'attention.c'))
+                 'norms.c', 'attention.c', 'linear.c'))
 _HEADERS = (osp.join(_HERE, 'common.h'), )
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
@@ -71,6 +74,10 @@ _SIGNATURES = {
                    [_PTR, _INT, _LONG, _INT, _PTR, _PTR, _FLOAT, _PTR]),
     'attention_bf16': (_INT, [
         _PTR, _LONG, _PTR, _PTR, _INT, _INT, _INT, _INT, _INT, _FLOAT, _PTR,
+        _LONG
+    ]),
+    'linear_bf16': (_INT, [
+        _PTR, _LONG, _INT, _INT, _PTR, _INT, _PTR, _INT, _PTR, _LONG, _PTR,
         _LONG
     ]),
 }
@@ -220,6 +227,12 @@ def load_patch_norm():
 def load_group_norm():
     """The compiled ``group_norm`` (``norms.c``), or None."""
     return _function('group_norm')
+
+
+def load_linear_bf16():
+    """The compiled ``linear_bf16`` (``linear.c``), or None. It returns 1
+    for shapes it does not take and on CPUs without AMX-BF16."""
+    return _function('linear_bf16')
 
 
 def load_attention_bf16():
