@@ -6,12 +6,16 @@ also the (1, H*W, C) token layout the attention and linear layers use, so
 switching between the two costs nothing. Per block:
 
 * attention: GroupNorm -> query Linear -> softmax attention against the
-  pooled keys/values (:mod:`.pooled_kv`: the four pyramid levels in one
-  grouped conv; PyTorch's fused CPU ``scaled_dot_product_attention``:
-  blocked, softmax statistics in float32 for bfloat16 inputs, the score
-  matrix never stored) -> output Linear + residual;
+  pooled keys/values (:mod:`.pooled_kv`) -> output Linear + residual;
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
-  with the residual (three oneDNN calls instead of eight passes).
+  with the residual (three calls instead of eight passes).
+
+In bf16, where the C kernels of :mod:`.native` are available, the
+attention is ``attention.c`` and the linear layers and 1x1 convs are
+``linear.c`` (AMX tiles); otherwise, in float32, and while the kernels are
+suspended, PyTorch's fused ``scaled_dot_product_attention`` (blocked,
+softmax statistics in float32, the score matrix never stored) and oneDNN
+run them.
 
 The keys/values of every stage's cross-attention block depend on the image
 only; :meth:`FastIMSA.image_key_values` computes them once per image.
@@ -144,7 +148,8 @@ class FastPoolingBlock:
         self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
         self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
         # bf16 attention and small linear layers on AMX tiles where the C
-        # kernels have them (each answers None / 1 where it does not apply)
+        # kernels have them (each answers None / 1 where it does not apply;
+        # float32 keeps SDPA and oneDNN)
         self._attention = load_attention_bf16() if (
             dtype == torch.bfloat16 and self.head_dims == 32) else None
         self._amx_query = AmxLinear(attn.query_proj.weight,
