@@ -4,7 +4,6 @@ equal to the PyTorch route it replaces, built once and cached, and optional
 working)."""
 import os
 import shutil
-import threading
 
 import pytest
 import torch
@@ -93,28 +92,6 @@ def test_native_tokens_bf16_match_the_torch_route():
     num_keys = key.shape[2]
     error = (got.key[:, :, :num_keys].float() - key).abs()
     assert error.max() < 0.05 and error.mean() < 0.005
-
-
-def test_concurrent_native_calls_are_independent():
-    """ctypes releases the GIL during the call: the kernel keeps no state
-    between calls, so two threads get their own answers."""
-    attn = _attention(32, seed=4)
-    fast = PyramidKeyValue(attn, torch.float32)
-    maps = [torch.randn(1, 32, 12, 9) * (i + 1) for i in range(2)]
-    expected = [_expected(attn, None, m)[0] for m in maps]
-    errors = []
-
-    def worker(index):
-        for _ in range(40):
-            got = fast(channels_last(maps[index])).key
-            errors.append(float((got - expected[index]).abs().max()))
-
-    threads = [threading.Thread(target=worker, args=(i, )) for i in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(errors) == 80 and max(errors) < 1e-4
 
 
 def test_the_library_is_built_once_and_cached(fresh_native):

@@ -53,7 +53,7 @@ _SOURCES = tuple(
     osp.join(_HERE, name)
     for name in ('pyramid_tokens.c', 'bilinear.c', 'patch_norm.c',
                  'norms.c', 'attention.c', 'linear.c'))
-_HEADERS = (osp.join(_HERE, 'common.h'), )
+_HEADERS = tuple(osp.join(_HERE, name) for name in ('common.h', 'amx.h'))
 _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
                              ctypes.c_float)
 #: C signature (return type, arguments) of every exported function.

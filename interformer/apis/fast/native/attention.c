@@ -27,33 +27,12 @@
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && \
     defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)
-#include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "amx.h"
 
 #define HEAD_DIMS 32
 #define TILE 16       /* queries per block, keys per score tile */
 #define CHUNK 32      /* keys per P V tile product */
 #define MAX_KEYS 1024 /* per head (the stack buffers below) */
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-
-typedef struct {
-    uint8_t palette_id;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* The process may use AMX (Linux asks for it once; harmless if granted). */
-static int amx_permitted(void) {
-    static int permitted = -1;
-    if (permitted < 0)
-        permitted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM,
-                            XFEATURE_XTILEDATA) == 0;
-    return permitted;
-}
 
 /* exp(x) for x <= 0 (float32; large negative inputs give 0). */
 static inline __m512 exp_nonpositive(__m512 x) {
@@ -210,14 +189,7 @@ int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
     const int qblocks = (nq + TILE - 1) / TILE;
 #pragma omp parallel
     {
-        tile_config cfg;
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.palette_id = 1;
-        for (int t = 0; t < 8; ++t) {
-            cfg.rows[t] = TILE;
-            cfg.colsb[t] = 64;
-        }
-        _tile_loadconfig(&cfg);
+        amx_configure_tiles();
 #pragma omp for schedule(static)
         for (long task = 0; task < (long)heads * qblocks; ++task) {
             const int h = (int)(task / qblocks), b = (int)(task % qblocks);

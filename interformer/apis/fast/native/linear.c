@@ -24,32 +24,12 @@
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && \
     defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)
-#include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "amx.h"
 
 #define ROWS 16    /* tokens per block */
 #define KCHUNK 32  /* input features per tile product */
 #define NTILE 16   /* outputs per accumulator tile */
 #define NGROUP 4   /* accumulator tiles per block (64 outputs) */
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-
-typedef struct {
-    uint8_t palette_id;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} linear_tile_config;
-
-static int linear_amx_permitted(void) {
-    static int permitted = -1;
-    if (permitted < 0)
-        permitted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM,
-                            XFEATURE_XTILEDATA) == 0;
-    return permitted;
-}
 
 /* Tiles 0..3: accumulators; 4: x block; 5: weight block. */
 static void linear_block(const uint16_t *x, long x_row, int rows, int K,
@@ -128,20 +108,13 @@ int linear_bf16(const uint16_t *x, long x_row, int M, int K,
                 const uint16_t *res, long res_row, uint16_t *out,
                 long out_row) {
     if (K % KCHUNK != 0 || N % NTILE != 0 || K > 1024 || M < 1 ||
-        !linear_amx_permitted())
+        !amx_permitted())
         return 1;
     const int mblocks = (M + ROWS - 1) / ROWS;
     const int ngroups = (N + NGROUP * NTILE - 1) / (NGROUP * NTILE);
 #pragma omp parallel if ((long)M * N * K > 262144)
     {
-        linear_tile_config cfg;
-        memset(&cfg, 0, sizeof(cfg));
-        cfg.palette_id = 1;
-        for (int t = 0; t < 8; ++t) {
-            cfg.rows[t] = ROWS;
-            cfg.colsb[t] = 64;
-        }
-        _tile_loadconfig(&cfg);
+        amx_configure_tiles();
 #pragma omp for schedule(static)
         for (long task = 0; task < (long)mblocks * ngroups; ++task) {
             const int mb = (int)(task / ngroups), g = (int)(task % ngroups);
