@@ -20,7 +20,7 @@ bf16 attention kernel is about 30 % faster on such counts (11264 queries x
 first token) are masked out.
 """
 import threading
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -56,31 +56,20 @@ class PooledKeyValue(NamedTuple):
     num_keys: int
 
 
-class _Layout(NamedTuple):
-    """Where the pooled levels of one key/value map size live."""
+class _Grid(NamedTuple):
+    """The pooled levels and token counts of one key/value map size."""
     sizes: Tuple[Tuple[int, int], ...]  # (h, w) per level
+    sizes_int32: Tensor  # the same, flat (levels * 2,) int32 (C kernel)
+    total: int  # tokens
+    rows: int  # tokens + padding to a multiple of KV_PAD
+    mask: Optional[Tensor]  # (1, 1, 1, rows) bool, None without padding
+
+
+class _Layout(NamedTuple):
+    """The PyTorch route's canvas for one key/value map size."""
     canvas: Tensor  # (1, levels*C, h_max, w_max) channels-last, zeros
     targets: Tuple[Tensor, ...]  # per level, its (1, C, h, w) canvas view
-    index: Tensor  # (N_padded,) token rows of the conv output
-    mask: Optional[Tensor]  # (1, 1, 1, N_padded) bool or None
-    total: int  # real tokens
-
-
-class _Grid(NamedTuple):
-    """Token counts of one key/value map size (the native route)."""
-    sizes: Tensor  # (levels * 2,) int32: (h, w) per level
-    total: int  # tokens
-    rows: int  # tokens + padding
-    mask: Optional[Tensor]  # (1, 1, 1, rows) bool or None
-
-
-def _padding(total: int, dtype: torch.dtype) -> Tuple[int, Optional[Tensor]]:
-    """Rows after padding to :data:`KV_PAD` and the mask (None: no pad)."""
-    multiple = KV_PAD.get(dtype, 1)
-    rows = -(-total // multiple) * multiple
-    if rows == total:
-        return rows, None
-    return rows, torch.arange(rows).lt(total).view(1, 1, 1, -1)
+    index: Tensor  # (rows,) token rows of the conv output
 
 
 class PyramidKeyValue:
@@ -125,16 +114,33 @@ class PyramidKeyValue:
         # the canvases are reused: one caller at a time per block
         self._lock = threading.Lock()
 
-    def _layout(self, height: int, width: int) -> _Layout:
+    def _grid(self, height: int, width: int) -> _Grid:
+        """Pooled sizes and padding of an (height, width) map, cached."""
+        grid = self._grids.get((height, width))
+        if grid is None:
+            sizes = tuple((int(h), int(w))
+                          for h, w in self.pooled_sizes(height, width))
+            total = sum(h * w for h, w in sizes)
+            multiple = KV_PAD.get(self.dtype, 1)
+            rows = -(-total // multiple) * multiple
+            mask = None if rows == total else torch.arange(rows).lt(
+                total).view(1, 1, 1, -1)
+            if len(self._grids) >= MAX_CACHED_GRIDS:
+                self._grids.pop(next(iter(self._grids)))
+            grid = self._grids[(height, width)] = _Grid(
+                sizes,
+                torch.tensor(sizes, dtype=torch.int32).reshape(-1), total,
+                rows, mask)
+        return grid
+
+    def _layout(self, grid: _Grid, height: int, width: int) -> _Layout:
         """The canvas and token index for an (height, width) map, cached."""
         layout = self._layouts.get((height, width))
         if layout is not None:
             return layout
-        sizes = tuple(
-            (int(h), int(w)) for h, w in self.pooled_sizes(height, width))
-        levels = len(sizes)
-        max_h = max(h for h, _ in sizes)
-        max_w = max(w for _, w in sizes)
+        levels = len(grid.sizes)
+        max_h = max(h for h, _ in grid.sizes)
+        max_w = max(w for _, w in grid.sizes)
         # a normal tensor even when built under inference mode, so that it
         # can be written to inside and outside inference mode
         with torch.inference_mode(False):
@@ -143,82 +149,60 @@ class PyramidKeyValue:
                             dtype=self.dtype))
         # conv output row (y * max_w + x) * levels + level holds the token
         rows = []
-        for level, (h, w) in enumerate(sizes):
+        for level, (h, w) in enumerate(grid.sizes):
             y, x = torch.meshgrid(
                 torch.arange(h), torch.arange(w), indexing='ij')
             rows.append(((y * max_w + x) * levels + level).reshape(-1))
         index = torch.cat(rows)
-        total = index.numel()
-        padded, mask = _padding(total, self.dtype)
-        if mask is not None:
-            index = torch.cat((index, index[:1].expand(padded - total)))
+        if grid.rows != grid.total:  # padding: copies of the first token
+            index = torch.cat(
+                (index, index[:1].expand(grid.rows - grid.total)))
         if len(self._layouts) >= MAX_CACHED_GRIDS:
             self._layouts.pop(next(iter(self._layouts)))
         targets = tuple(
             canvas[:, level * self.embed_dims:(level + 1) * self.embed_dims,
-                   :h, :w] for level, (h, w) in enumerate(sizes))
+                   :h, :w] for level, (h, w) in enumerate(grid.sizes))
         layout = self._layouts[(height, width)] = _Layout(
-            sizes, canvas, targets, index, mask, total)
+            canvas, targets, index)
         return layout
 
-    def _grid(self, height: int, width: int) -> _Grid:
-        """Pooled sizes and padding of an (height, width) map, cached."""
-        grid = self._grids.get((height, width))
-        if grid is None:
-            sizes = [(int(h), int(w))
-                     for h, w in self.pooled_sizes(height, width)]
-            total = sum(h * w for h, w in sizes)
-            rows, mask = _padding(total, self.dtype)
-            if len(self._grids) >= MAX_CACHED_GRIDS:
-                self._grids.pop(next(iter(self._grids)))
-            grid = self._grids[(height, width)] = _Grid(
-                torch.tensor(sizes, dtype=torch.int32).reshape(-1), total,
-                rows, mask)
-        return grid
-
-    def _native_tokens(self, kv_map: Tensor,
-                       norm) -> Tuple[Tensor, Any, int]:
-        """Tokens (rows, C) from the C kernel, the key mask, real tokens."""
-        batch, channels, height, width = kv_map.shape
-        grid = self._grid(height, width)
+    def _native_tokens(self, kv_map: Tensor, grid: _Grid, norm) -> Tensor:
+        """Tokens (rows, C) from the C kernel."""
+        channels, height, width = kv_map.shape[1:]
         x = channels_last(kv_map)
         tokens = torch.empty(grid.rows, channels, dtype=self.dtype)
-        scratch = torch.empty(2 * (grid.total + 1) * channels,
+        scratch = torch.empty(2 * grid.total * channels,
                               dtype=torch.float32)
         gn_weight = gn_bias = None
         gn_eps = 0.0
         if norm is not None:
             gn_weight, gn_bias, gn_eps = norm
         ln_weight, ln_bias, ln_eps = self.norm
-        self._native(
-            x.data_ptr(), int(self.dtype == torch.bfloat16), height, width,
-            channels, int(norm is not None), _pointer(gn_weight),
-            _pointer(gn_bias), gn_eps, grid.sizes.numel() // 2,
-            grid.sizes.data_ptr(), self._dw_weight.data_ptr(),
-            _pointer(self._dw_bias), ln_weight.data_ptr(),
-            ln_bias.data_ptr(), ln_eps, scratch.data_ptr(),
-            scratch[2 * grid.total * channels:].data_ptr(),
-            tokens.data_ptr(), grid.rows)
-        return tokens, grid.mask, grid.total
+        self._native(x.data_ptr(), int(self.dtype == torch.bfloat16), height,
+                     width, channels, int(norm is not None),
+                     _pointer(gn_weight), _pointer(gn_bias), gn_eps,
+                     len(grid.sizes), grid.sizes_int32.data_ptr(),
+                     self._dw_weight.data_ptr(), _pointer(self._dw_bias),
+                     ln_weight.data_ptr(), ln_bias.data_ptr(), ln_eps,
+                     scratch.data_ptr(), tokens.data_ptr(), grid.rows)
+        return tokens
 
-    def _torch_tokens(self, kv_map: Tensor,
-                      norm) -> Tuple[Tensor, Any, int]:
-        """Tokens (rows, C) from PyTorch ops, the key mask, real tokens."""
+    def _torch_tokens(self, kv_map: Tensor, grid: _Grid, norm) -> Tensor:
+        """Tokens (rows, C) from PyTorch ops."""
         if norm is not None:
             kv_map = F.group_norm(kv_map, 1, *norm)
         height, width = kv_map.shape[-2:]
-        layout = self._layout(height, width)
+        layout = self._layout(grid, height, width)
         channels = self.embed_dims
         canvas = layout.canvas
         with self._lock:
-            for (h, w), target in zip(layout.sizes, layout.targets):
+            for (h, w), target in zip(grid.sizes, layout.targets):
                 target.copy_(kv_map if (h, w) == (height, width) else F.
                              adaptive_max_pool2d(kv_map, (h, w)))
             out = conv_add(canvas, canvas, self.dconv)  # channels-last
         tokens = out.permute(0, 2, 3, 1).reshape(-1, channels).index_select(
             0, layout.index)
-        return (F.layer_norm(tokens, (channels, ), *self.norm), layout.mask,
-                layout.total)
+        return F.layer_norm(tokens, (channels, ), *self.norm)
 
     def __call__(self,
                  kv_map: Tensor,
@@ -236,11 +220,12 @@ class PyramidKeyValue:
             raise ValueError(f'pyramid K/V: expected a (1, '
                              f'{self.embed_dims}, H, W) map, got '
                              f'{tuple(kv_map.shape)}')
+        grid = self._grid(*kv_map.shape[-2:])
         if self._native is not None and kv_map.dtype == self.dtype and \
                 native.active():
-            tokens, mask, total = self._native_tokens(kv_map, norm)
+            tokens = self._native_tokens(kv_map, grid, norm)
         else:
-            tokens, mask, total = self._torch_tokens(kv_map, norm)
+            tokens = self._torch_tokens(kv_map, grid, norm)
         key_value = self._amx_proj(tokens)
         if key_value is None:
             key_value = linear(tokens, self.proj)
@@ -250,7 +235,8 @@ class PyramidKeyValue:
         qkv.copy_(
             key_value.view(num_tokens, 2, self.num_heads,
                            self.head_dims).permute(1, 2, 0, 3))
-        return PooledKeyValue(qkv[0][None], qkv[1][None], mask, total)
+        return PooledKeyValue(qkv[0][None], qkv[1][None], grid.mask,
+                              grid.total)
 
 
 def _pointer(tensor: Optional[Tensor]) -> Optional[int]:

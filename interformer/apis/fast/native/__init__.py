@@ -42,8 +42,7 @@ from typing import Optional
 __all__ = [
     'load_pyramid_tokens', 'load_bilinear_resize', 'load_patch_norm',
     'load_group_norm', 'load_attention_bf16', 'load_linear_bf16',
-    'native_enabled', 'active',
-    'suspended', 'MAX_CHANNELS'
+    'native_enabled', 'active', 'suspended', 'MAX_CHANNELS'
 ]
 
 #: Widest map the kernel takes (its per-channel workspaces are on the stack).
@@ -60,7 +59,7 @@ _PTR, _INT, _LONG, _FLOAT = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long,
 _SIGNATURES = {
     'pyramid_tokens': (None, [
         _PTR, _INT, _INT, _INT, _INT, _INT, _PTR, _PTR, _FLOAT, _INT, _PTR,
-        _PTR, _PTR, _PTR, _PTR, _FLOAT, _PTR, _PTR, _PTR, _INT
+        _PTR, _PTR, _PTR, _PTR, _FLOAT, _PTR, _PTR, _INT
     ]),
     'bilinear_resize': (_INT, [
         _PTR, _INT, _INT, _INT, _INT, _LONG, _LONG, _PTR, _INT, _INT, _LONG,
@@ -153,7 +152,8 @@ def _build(compiler: str) -> str:
     digest.update(_cpu_flags().encode())
     digest.update(' '.join(_FLAGS + _OPENMP_FLAGS).encode())
     cache = _cache_dir()
-    target = osp.join(cache, f'interformer_native-{digest.hexdigest()[:16]}.so')
+    name = f'interformer_native-{digest.hexdigest()[:16]}.so'
+    target = osp.join(cache, name)
     if osp.isfile(target):
         return target
     os.makedirs(cache, exist_ok=True)

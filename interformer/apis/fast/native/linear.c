@@ -93,7 +93,8 @@ static void linear_block(const uint16_t *x, long x_row, int rows, int K,
                                   _mm512_set1_ps(1.f / 6.f));
             }
             if (rr) {
-                const __m256i h = _mm256_loadu_si256((const __m256i *)(rr + c));
+                const __m256i h =
+                    _mm256_loadu_si256((const __m256i *)(rr + c));
                 v = _mm512_add_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(
                                          _mm512_cvtepu16_epi32(h), 16)));
             }

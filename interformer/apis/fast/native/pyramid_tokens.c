@@ -125,22 +125,19 @@ static void depthwise(const float *src, float *dst, int ph, int pw, int C,
  *               dw_b (levels, C) bias or NULL.
  *   ln_w, ln_b: LayerNorm (C,) affine; ln_eps its epsilon.
  *   scratch:    2 * N * C floats, N = sum of h * w.
- *   C <= 1024 (the per-channel workspaces live on the stack).
  *   out:        (rows, C) tokens in x's dtype; rows >= N; rows past N are
  *               copies of token 0 (padding the caller masks out).
- *   minmax:     2 * C floats of workspace.
+ *   C <= 1024 (the per-channel workspaces live on the stack).
  */
 void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
                     int apply_gn, const float *gn_w, const float *gn_b,
-                    float gn_eps,
-                    int levels, const int *sizes, const float *dw_w,
-                    const float *dw_b, const float *ln_w, const float *ln_b,
-                    float ln_eps, float *scratch, float *minmax, void *out,
-                    int rows) {
+                    float gn_eps, int levels, const int *sizes,
+                    const float *dw_w, const float *dw_b, const float *ln_w,
+                    const float *ln_b, float ln_eps, float *scratch,
+                    void *out, int rows) {
     const long pixels = (long)H * W;
-    float *scale = minmax;     /* per-channel affine of the GroupNorm */
-    float *shift = minmax + C;
-    float *pooled = scratch;   /* (N, C) normalised, pooled levels */
+    float scale[1024], shift[1024]; /* per-channel affine of the GroupNorm */
+    float *pooled = scratch;        /* (N, C) normalised, pooled levels */
     int total = 0;
     for (int l = 0; l < levels; ++l) total += sizes[2 * l] * sizes[2 * l + 1];
     float *mixed = scratch + (long)total * C; /* (N, C) after conv */
