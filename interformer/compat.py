@@ -1,4 +1,4 @@
-"""Stack fixes for torch 2.13 + mmengine 0.10.7 + mmcv-lite 2.1.0 + mmseg 1.2.2.
+"""Stack fixes: torch 2.13 + mmengine 0.10.7 + mmcv-lite 2.1.0 + mmseg 1.2.2.
 
 Imported first by :mod:`interformer` (before anything touches mmseg). It holds
 exactly the tested fixes of the dependency stack and nothing else:
@@ -16,7 +16,6 @@ exactly the tested fixes of the dependency stack and nothing else:
    calls ``torch.cuda.set_device``) and a DDP wrapper with ``device_ids=None``.
 """
 import importlib.util
-import os
 import os.path as osp
 import sys
 import types
@@ -29,7 +28,7 @@ __all__ = ['setup_cpu_distributed', 'cpu_ddp_wrapper_cfg']
 
 
 def _install_mmcv_ops_shim() -> None:
-    """Provide ``mmcv.ops`` without compiled extensions (no-op on full mmcv)."""
+    """Provide ``mmcv.ops`` without compiled extensions (no-op on mmcv)."""
     if 'mmcv.ops' in sys.modules or importlib.util.find_spec(
             'mmcv._ext') is not None:
         return

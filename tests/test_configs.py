@@ -5,9 +5,9 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmseg.registry import DATASETS, MODELS
 
 import interformer  # noqa: F401  (registers the modules)
-from mmseg.registry import DATASETS, MODELS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LEAF_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))

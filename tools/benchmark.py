@@ -24,10 +24,16 @@ import sys
 
 from interformer.benchmark.run import PATH_SETTINGS, BenchmarkSettings
 from interformer.benchmark.scenario import MODEL_CONFIGS
-from interformer.benchmark.suite import (DEFAULT_MODELS, DEFAULT_PATHS,
-                                         DEFAULT_SIZES, format_markdown,
-                                         format_table, parse_size,
-                                         run_benchmark, write_json)
+from interformer.benchmark.suite import (
+    DEFAULT_MODELS,
+    DEFAULT_PATHS,
+    DEFAULT_SIZES,
+    format_markdown,
+    format_table,
+    parse_size,
+    run_benchmark,
+    write_json,
+)
 
 
 def parse_args(argv=None):

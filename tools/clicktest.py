@@ -15,12 +15,18 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 from interformer.datasets.click_eval import CLICK_EVAL_DATASETS
-from interformer.evaluation import (build_click_test_dataset, build_predictor,
-                                    finalize_distributed, get_protocol,
-                                    init_distributed,
-                                    resolve_config_and_checkpoint,
-                                    results_table, run_click_test,
-                                    save_report, timing_table)
+from interformer.evaluation import (
+    build_click_test_dataset,
+    build_predictor,
+    finalize_distributed,
+    get_protocol,
+    init_distributed,
+    resolve_config_and_checkpoint,
+    results_table,
+    run_click_test,
+    save_report,
+    timing_table,
+)
 from interformer.evaluation.distributed import LAUNCHERS, local_device
 from interformer.evaluation.runner import dataset_display_name
 from interformer.interaction import PROTOCOL_PRESETS

@@ -1,7 +1,8 @@
 """Build a segmentor from a config (no weights loaded) and print its
 per-module parameter table.
 
-Usage: python tools/model_summary.py configs/interformer_light_coco_lvis_320k.py
+Usage:
+    python tools/model_summary.py configs/interformer_light_coco_lvis_320k.py
 """
 import argparse
 

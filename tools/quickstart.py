@@ -18,7 +18,10 @@ warnings.filterwarnings('ignore', message='For binary segmentation')
 warnings.filterwarnings('ignore', message='``build_loss`` would be')
 
 from interformer.quickstart.runner import (  # noqa: E402
-    DEFAULT_CONFIG, DEFAULT_OUT_DIR, run_quickstart)
+    DEFAULT_CONFIG,
+    DEFAULT_OUT_DIR,
+    run_quickstart,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""Build an InterFormer segmentor for inference from a config and checkpoint."""
+"""Build an InterFormer segmentor for inference from config + checkpoint."""
 import os.path as osp
 from typing import Optional, Union
 
@@ -73,9 +73,10 @@ def init_model(config: Union[str, Config],
         device: torch device string, e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options: overrides merged into the config.
     """
-    import interformer  # noqa: F401  (registers the modules)
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
+
+    import interformer  # noqa: F401  (registers the modules)
 
     if isinstance(config, str):
         if not osp.isfile(config):

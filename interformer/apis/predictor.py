@@ -35,8 +35,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from ..interaction import (NUM_REF_STATES, add_click_disk,
-                           new_reference_label, update_by_prediction)
+from ..interaction import (
+    NUM_REF_STATES,
+    add_click_disk,
+    new_reference_label,
+    update_by_prediction,
+)
 from .fast import build_fast_path
 from .inference import init_model
 

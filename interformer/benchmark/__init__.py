@@ -8,9 +8,16 @@
 * :mod:`.suite`: jobs in fresh processes, the table, the JSON records;
 * :mod:`.precision`: bf16 against fp32 on a click test (mask IoU, NoC).
 """
-from .measure import (TimingStats, count_flops, gemm_gflops, load_average,
-                      onednn_gemm_gflops, peak_rss_mb, summarize_times,
-                      time_calls)
+from .measure import (
+                      TimingStats,
+                      count_flops,
+                      gemm_gflops,
+                      load_average,
+                      onednn_gemm_gflops,
+                      peak_rss_mb,
+                      summarize_times,
+                      time_calls,
+)
 from .precision import compare_precisions
 from .run import PATH_SETTINGS, BenchmarkSettings, measure_path, run_job
 from .scenario import MODEL_CONFIGS, benchmark_sample, build_benchmark_model

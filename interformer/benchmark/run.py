@@ -30,8 +30,14 @@ import torch
 
 from ..evaluation.metrics import iou
 from ..interaction import next_click
-from .measure import (count_flops, gemm_gflops, load_average,
-                      onednn_gemm_gflops, peak_rss_mb, summarize_times)
+from .measure import (
+    count_flops,
+    gemm_gflops,
+    load_average,
+    onednn_gemm_gflops,
+    peak_rss_mb,
+    summarize_times,
+)
 
 __all__ = [
     'PATH_SETTINGS', 'BenchmarkSettings', 'measure_ceiling', 'measure_path',

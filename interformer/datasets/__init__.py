@@ -1,6 +1,8 @@
 """Registered datasets and transforms (training and click-test sets)."""
-from . import click_eval  # noqa: F401
-from . import transforms  # noqa: F401
+from . import (
+    click_eval,  # noqa: F401
+    transforms,  # noqa: F401
+)
 from .coco_instances import COCOInstanceDataset
 from .coco_panoptic import COCOPanopticDataset
 from .lvis import LVISDataset

@@ -35,7 +35,6 @@ import threading
 from collections import OrderedDict
 from email import policy
 from email.parser import BytesParser
-from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Tuple
@@ -43,8 +42,13 @@ from urllib.parse import unquote, urlsplit
 
 import cv2
 
-from .images import (DEFAULT_MAX_PIXELS, UploadError, decode_image,
-                     encode_jpeg, encode_png)
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    UploadError,
+    decode_image,
+    encode_jpeg,
+    encode_png,
+)
 from .session import DemoSession, PredictorLike
 
 __all__ = ['DemoServer', 'STATIC_DIR', 'EXAMPLES_DIR']

@@ -3,16 +3,41 @@
 per-dataset loops (sharded over processes) and the reports (RITM table,
 JSON, mIoU plot)."""
 from ..interaction import Click, ClickProtocol, get_protocol, next_click
-from .click_test import (ClickTestResult, InstanceResult, evaluate_instance,
-                         instance_rng, run_click_test)
-from .distributed import (all_gather_objects, finalize_distributed,
-                          get_dist_info, init_distributed, shard_indices)
-from .metrics import (iou, miou_curve, noc, nof_never_reached, nof_ritm,
-                      summarize)
-from .report import (plot_miou_curves, result_to_dict, results_table,
-                     save_json, save_report, timing_table)
-from .runner import (build_click_test_dataset, build_predictor,
-                     resolve_config_and_checkpoint)
+from .click_test import (
+                         ClickTestResult,
+                         InstanceResult,
+                         evaluate_instance,
+                         instance_rng,
+                         run_click_test,
+)
+from .distributed import (
+                         all_gather_objects,
+                         finalize_distributed,
+                         get_dist_info,
+                         init_distributed,
+                         shard_indices,
+)
+from .metrics import (
+                         iou,
+                         miou_curve,
+                         noc,
+                         nof_never_reached,
+                         nof_ritm,
+                         summarize,
+)
+from .report import (
+                         plot_miou_curves,
+                         result_to_dict,
+                         results_table,
+                         save_json,
+                         save_report,
+                         timing_table,
+)
+from .runner import (
+                         build_click_test_dataset,
+                         build_predictor,
+                         resolve_config_and_checkpoint,
+)
 
 __all__ = [
     'Click', 'ClickProtocol', 'get_protocol', 'next_click', 'iou', 'noc',

@@ -19,8 +19,7 @@ from typing import Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from ..datasets.click_eval import (CLICK_EVAL_DATASETS,
-                                   FolderClickEvalDataset)
+from ..datasets.click_eval import CLICK_EVAL_DATASETS, FolderClickEvalDataset
 
 __all__ = [
     'resolve_config_and_checkpoint', 'build_predictor',

@@ -7,8 +7,13 @@ dataset load it with ``custom_imports=dict(imports=['interformer',
 """
 from .eval_dataset import SyntheticPanopticEvalDataset, spread_indices
 from .hooks import TimeBudgetHook
-from .synthetic import (CATEGORIES, generate_dataset, generate_split,
-                        is_complete, panoptic_paths)
+from .synthetic import (
+                        CATEGORIES,
+                        generate_dataset,
+                        generate_split,
+                        is_complete,
+                        panoptic_paths,
+)
 
 __all__ = [
     'CATEGORIES', 'SyntheticPanopticEvalDataset', 'TimeBudgetHook',

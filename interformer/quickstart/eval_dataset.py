@@ -11,8 +11,12 @@ import cv2
 import numpy as np
 from mmseg.registry import DATASETS
 
-from ..datasets.click_eval.base import (GT_BACKGROUND, GT_IGNORE, GT_OBJECT,
-                                        ClickEvalDataset)
+from ..datasets.click_eval.base import (
+    GT_BACKGROUND,
+    GT_IGNORE,
+    GT_OBJECT,
+    ClickEvalDataset,
+)
 from .synthetic import load_panoptic, panoptic_paths, rgb_to_id
 
 __all__ = ['SyntheticPanopticEvalDataset', 'spread_indices']

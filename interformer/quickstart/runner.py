@@ -31,8 +31,13 @@ from mmengine.runner import Runner
 from mmseg.registry import DATASETS
 
 from ..apis import InterFormerPredictor
-from ..evaluation import (get_protocol, plot_miou_curves, results_table,
-                          run_click_test, save_json)
+from ..evaluation import (
+    get_protocol,
+    plot_miou_curves,
+    results_table,
+    run_click_test,
+    save_json,
+)
 from .hooks import TimeBudgetHook
 from .synthetic import DEFAULT_SIZE_RANGE, generate_dataset, is_complete
 

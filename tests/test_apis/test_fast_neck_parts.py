@@ -10,8 +10,11 @@ import torch.nn.functional as F
 from interformer.apis.fast import onednn_available
 from interformer.apis.fast.neck import FastPatchMerging
 from interformer.apis.fast.ops import channels_last
-from interformer.apis.fast.pooled_kv import (KV_PAD, MAX_CACHED_GRIDS,
-                                             PyramidKeyValue)
+from interformer.apis.fast.pooled_kv import (
+    KV_PAD,
+    MAX_CACHED_GRIDS,
+    PyramidKeyValue,
+)
 from interformer.models.necks.imsa import PatchMerging, PoolingAttention
 
 pytestmark = pytest.mark.skipif(

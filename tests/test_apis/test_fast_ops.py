@@ -5,9 +5,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from interformer.apis.fast import onednn_available
-from interformer.apis.fast.ops import (MAX_PACKED_SHAPES, ConvParams,
-                                       LinearParams, conv, conv_add, linear,
-                                       packed_linear_weight, packed_weight)
+from interformer.apis.fast.ops import (
+    MAX_PACKED_SHAPES,
+    ConvParams,
+    LinearParams,
+    conv,
+    conv_add,
+    linear,
+    packed_linear_weight,
+    packed_weight,
+)
 
 pytestmark = pytest.mark.skipif(
     not onednn_available(), reason='oneDNN CPU ops unavailable')

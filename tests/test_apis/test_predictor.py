@@ -8,9 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from interformer.apis import InterFormerPredictor
-from interformer.interaction import (REF_DEFINITE_BG, REF_DEFINITE_FG,
-                                     REF_POSSIBLE_BG, REF_POSSIBLE_FG,
-                                     REF_UNKNOWN)
+from interformer.interaction import (
+    REF_DEFINITE_BG,
+    REF_DEFINITE_FG,
+    REF_POSSIBLE_BG,
+    REF_POSSIBLE_FG,
+    REF_UNKNOWN,
+)
 
 
 class DiskSegmentor(torch.nn.Module):

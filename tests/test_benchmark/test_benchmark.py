@@ -12,13 +12,23 @@ import torch
 import torch.nn.functional as F
 
 from interformer.apis.fast import onednn_available
-from interformer.apis.fast.ops import (ConvParams, LinearParams, attention,
-                                       attention_keys, conv, linear)
+from interformer.apis.fast.ops import (
+    ConvParams,
+    LinearParams,
+    attention,
+    attention_keys,
+    conv,
+    linear,
+)
 from interformer.benchmark import count_flops, summarize_times
 from interformer.benchmark.run import BenchmarkSettings, run_job
 from interformer.benchmark.scenario import benchmark_sample
-from interformer.benchmark.suite import (RECORD_KEYS, format_table, parse_size,
-                                         write_json)
+from interformer.benchmark.suite import (
+    RECORD_KEYS,
+    format_table,
+    parse_size,
+    write_json,
+)
 
 needs_onednn = pytest.mark.skipif(
     not onednn_available(), reason='oneDNN CPU ops unavailable')

@@ -7,8 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from interformer.datasets.click_eval import (BerkeleyDataset, DAVISDataset,
-                                             GrabCutDataset, SBDEvalDataset)
+from interformer.datasets.click_eval import (
+    BerkeleyDataset,
+    DAVISDataset,
+    GrabCutDataset,
+    SBDEvalDataset,
+)
 
 
 def _folder(root, masks):

@@ -9,8 +9,12 @@ import scipy.io
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from interformer.datasets.click_eval import (BerkeleyDataset, DAVISDataset,
-                                             GrabCutDataset, SBDEvalDataset)
+from interformer.datasets.click_eval import (
+    BerkeleyDataset,
+    DAVISDataset,
+    GrabCutDataset,
+    SBDEvalDataset,
+)
 
 H, W = 12, 16
 

@@ -5,11 +5,16 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
+from tiny_coco_formats import (
+    encode_rle,
+    polygon_of_box,
+    rasterise,
+    train_pipeline,
+    write_coco_instances,
+)
 
 import interformer  # noqa: F401
 from interformer.datasets import COCOInstanceDataset
-from tiny_coco_formats import (encode_rle, polygon_of_box, rasterise,
-                               train_pipeline, write_coco_instances)
 
 H, W = 80, 100
 

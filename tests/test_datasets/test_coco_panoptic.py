@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
+from tiny_coco_formats import train_pipeline, write_coco_panoptic
 
 import interformer  # noqa: F401
 from interformer.datasets import COCOPanopticDataset
-from tiny_coco_formats import train_pipeline, write_coco_panoptic
 
 # (panoptic id, category id, box (y0, x0, y1, x1)); 184/187 are stuff
 IMAGES = [

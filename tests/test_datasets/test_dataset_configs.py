@@ -6,10 +6,14 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from tiny_coco_formats import (
+    polygon_of_box,
+    write_coco_instances,
+    write_coco_panoptic,
+    write_lvis,
+)
 
 import interformer  # noqa: F401
-from tiny_coco_formats import (polygon_of_box, write_coco_instances,
-                               write_coco_panoptic, write_lvis)
 
 PIPELINE = [
     'LoadImageFromFile', 'LoadSegmentIdMap', 'RandomRescale', 'RandomFlip',

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
+from tiny_coco_formats import polygon_of_box, train_pipeline, write_lvis
 
 import interformer  # noqa: F401
 from interformer.datasets import LVISDataset
-from tiny_coco_formats import polygon_of_box, train_pipeline, write_lvis
 
 H, W = 120, 160
 BOXES = dict(

@@ -2,16 +2,22 @@
 import numpy as np
 import pytest
 from scipy import stats
+from tiny_coco_formats import encode_rle, polygon_of_box, rasterise
 
 import interformer  # noqa: F401  (registers the transforms)
-from interformer.datasets.transforms import (IGNORE_INDEX, NO_SEGMENT,
-                                             LoadSegmentIdMap, ObjectSampler,
-                                             PadToMinSize, RandomRescale,
-                                             paint_instances,
-                                             panoptic_to_id_map, rgb_to_id,
-                                             segmentation_to_mask)
+from interformer.datasets.transforms import (
+    IGNORE_INDEX,
+    NO_SEGMENT,
+    LoadSegmentIdMap,
+    ObjectSampler,
+    PadToMinSize,
+    RandomRescale,
+    paint_instances,
+    panoptic_to_id_map,
+    rgb_to_id,
+    segmentation_to_mask,
+)
 from interformer.datasets.transforms.segment_maps import segment_ids
-from tiny_coco_formats import encode_rle, polygon_of_box, rasterise
 
 
 def box_mask(shape, y0, x0, y1, x1):

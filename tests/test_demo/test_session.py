@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from interformer.demo import DemoSession
-from interformer.demo.render import (CURRENT_ALPHA, FINISHED_ALPHA,
-                                     object_color)
+from interformer.demo.render import CURRENT_ALPHA, FINISHED_ALPHA, object_color
 
 RED = (32, 32)  # (y, x) inside the red square
 BLUE = (60, 92)  # inside the blue square

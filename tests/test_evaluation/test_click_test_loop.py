@@ -6,13 +6,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click_test_standins import (DiskPredictor, MaskSequencePredictor,
-                                 StandInPredictor)
+from click_test_standins import (
+    DiskPredictor,
+    MaskSequencePredictor,
+    StandInPredictor,
+)
 
 from interformer.apis import InterFormerPredictor, Prediction
-from interformer.evaluation import (evaluate_instance, get_protocol,
-                                    instance_rng, run_click_test,
-                                    shard_indices)
+from interformer.evaluation import (
+    evaluate_instance,
+    get_protocol,
+    instance_rng,
+    run_click_test,
+    shard_indices,
+)
 from interformer.evaluation.click_test import early_stop_threshold
 
 
@@ -138,8 +145,8 @@ def test_encoder_and_decoder_are_timed_apart():
 
 
 def test_shards_recombine_into_the_single_process_result():
-    gts = [_square(top=t, left=l) for t, l in [(2, 3), (10, 12), (5, 30),
-                                               (20, 8), (1, 1)]]
+    corners = [(2, 3), (10, 12), (5, 30), (20, 8), (1, 1)]
+    gts = [_square(top=top, left=left) for top, left in corners]
     dataset = ListDataset(gts)
     whole = run_click_test(DiskPredictor(radius=4, size_divisor=32), dataset,
                            'official', seed=7, progress=False)

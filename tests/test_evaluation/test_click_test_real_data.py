@@ -1,10 +1,13 @@
 """The click test on the real GrabCut (50) and Berkeley (100) sets with
 stand-in predictors whose NoC is known or derived independently here."""
 import numpy as np
-from scipy import ndimage
 import pytest
-from click_test_standins import (DiskPredictor, EmptyPredictor,
-                                 MaskSequencePredictor)
+from click_test_standins import (
+    DiskPredictor,
+    EmptyPredictor,
+    MaskSequencePredictor,
+)
+from scipy import ndimage
 
 from interformer.datasets.click_eval import BerkeleyDataset, GrabCutDataset
 from interformer.evaluation import result_to_dict, run_click_test

@@ -2,12 +2,16 @@
 import json
 
 import cv2
-import numpy as np
 import pytest
 
-from interformer.evaluation import (ClickTestResult, InstanceResult,
-                                    get_protocol, results_table, save_report,
-                                    timing_table)
+from interformer.evaluation import (
+    ClickTestResult,
+    InstanceResult,
+    get_protocol,
+    results_table,
+    save_report,
+    timing_table,
+)
 
 
 def _padded(ious, n=20):

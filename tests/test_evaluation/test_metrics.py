@@ -5,9 +5,15 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from interformer.evaluation.metrics import (iou, miou_curve, noc,
-                                            nof_never_reached, nof_ritm,
-                                            summarize, thr_key)
+from interformer.evaluation.metrics import (
+    iou,
+    miou_curve,
+    noc,
+    nof_never_reached,
+    nof_ritm,
+    summarize,
+    thr_key,
+)
 
 # TV10: RITM-style early-stopped lists.
 TV10 = [[0.80, 0.86, 0.91], [0.30] * 20, [0.95], [0.5] * 19 + [0.92]]

@@ -3,9 +3,20 @@ import numpy as np
 import pytest
 
 from interformer.evaluation.ritm_transforms import (
-    ZOOM_IN_DEFAULTS, bbox_iou, clamp_bbox, expand_bbox, flip_clicks, flip_x,
-    get_bbox_from_mask, get_object_roi, map_click_to_roi, merge_flipped_logits,
-    roi_contains_positive_clicks, roi_target_shape, update_roi)
+    ZOOM_IN_DEFAULTS,
+    bbox_iou,
+    clamp_bbox,
+    expand_bbox,
+    flip_clicks,
+    flip_x,
+    get_bbox_from_mask,
+    get_object_roi,
+    map_click_to_roi,
+    merge_flipped_logits,
+    roi_contains_positive_clicks,
+    roi_target_shape,
+    update_roi,
+)
 from interformer.interaction import Click
 
 

@@ -2,8 +2,11 @@
 radius 5) covers 81 px inside the image and 26 px at a corner."""
 import numpy as np
 
-from interformer.interaction import (REF_DEFINITE_FG, add_click_disk,
-                                     new_reference_label)
+from interformer.interaction import (
+    REF_DEFINITE_FG,
+    add_click_disk,
+    new_reference_label,
+)
 
 
 def ritm_disk(shape, y, x, radius=5):

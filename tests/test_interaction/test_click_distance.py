@@ -3,14 +3,15 @@
 float32)."""
 import cv2
 import numpy as np
-
 from scipy import ndimage
 
 from interformer.interaction import distance
-from interformer.interaction.distance import (bbox_distance_transform,
-                                              mask_bbox,
-                                              padded_distance_transform,
-                                              squared_distance)
+from interformer.interaction.distance import (
+    bbox_distance_transform,
+    mask_bbox,
+    padded_distance_transform,
+    squared_distance,
+)
 
 
 def test_padding_matters_tv1():

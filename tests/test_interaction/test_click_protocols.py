@@ -1,8 +1,11 @@
 """Click-protocol presets and overrides."""
 import pytest
 
-from interformer.interaction import (PROTOCOL_PRESETS, ClickProtocol,
-                                     get_protocol)
+from interformer.interaction import (
+    PROTOCOL_PRESETS,
+    ClickProtocol,
+    get_protocol,
+)
 
 
 def test_presets_match_evaluation_spec():

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from interformer.interaction import (Click, find_click_candidates,
-                                     get_protocol, next_click)
+from interformer.interaction import (
+    Click,
+    find_click_candidates,
+    get_protocol,
+    next_click,
+)
 
 SQRT2 = float(np.sqrt(2.0))
 

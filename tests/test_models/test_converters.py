@@ -5,9 +5,14 @@ import torch.nn.functional as F
 
 from interformer.models.backbones import MAEWithSimpleFPN
 from interformer.models.converters import (
-    check_state_dict, convert_mae_pretrain, convert_official_interformer,
-    is_mae_pretrain, load_checkpoint_file, load_mae_backbone_state,
-    save_checkpoint_atomic)
+    check_state_dict,
+    convert_mae_pretrain,
+    convert_official_interformer,
+    is_mae_pretrain,
+    load_checkpoint_file,
+    load_mae_backbone_state,
+    save_checkpoint_atomic,
+)
 
 DIM, LAYERS, GRID = 32, 2, 4
 TINY = dict(img_size=GRID * 16, embed_dims=DIM, num_layers=LAYERS, num_heads=2)

@@ -3,7 +3,6 @@ shapes, dtypes and order, and trainable parameters per module (read from
 the TSVs of the reference folder). Built on the meta device (no memory, no
 forward)."""
 import copy
-import os
 import os.path as osp
 import re
 

@@ -13,7 +13,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-
 from parity_utils import build_from_fixture, load_fixture
 
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -126,8 +125,7 @@ def test_teacher_forced_clicks(case, features):
 
 def _candidate_api():
     try:
-        from interformer.interaction.clicks import (Click,
-                                                    find_click_candidates)
+        from interformer.interaction.clicks import Click, find_click_candidates
     except ImportError:
         return None
     return Click, find_click_candidates
@@ -137,7 +135,10 @@ def _free_run(case, model, prefix: str, check_candidates: bool):
     """Replay the stored clicks from an all-unknown map with our own
     predictions; check the reference maps, logits, preds and IoUs."""
     from interformer.interaction.reference_label import (
-        add_click_disk, new_reference_label, update_by_prediction)
+        add_click_disk,
+        new_reference_label,
+        update_by_prediction,
+    )
     arrays = case.arrays
     api = _candidate_api() if check_candidates else None
     gt_clicker = np.where(arrays['gt'] == IGNORE, -1,

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from mmseg.registry import DATASETS
 
-from interformer.quickstart import (SyntheticPanopticEvalDataset,
-                                    generate_split, panoptic_paths,
-                                    spread_indices)
+from interformer.quickstart import (
+    SyntheticPanopticEvalDataset,
+    generate_split,
+    panoptic_paths,
+    spread_indices,
+)
 
 
 @pytest.fixture(scope='module')

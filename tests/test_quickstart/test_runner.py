@@ -7,10 +7,15 @@ import pytest
 from mmengine.config import Config
 
 from interformer.apis import InterFormerPredictor
-from interformer.quickstart.runner import (CHECKPOINT_NAME, CONFIG_NAME,
-                                           PLOT_NAME, SUMMARY_NAME,
-                                           TABLE_NAME, next_commands,
-                                           run_quickstart)
+from interformer.quickstart.runner import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    PLOT_NAME,
+    SUMMARY_NAME,
+    TABLE_NAME,
+    next_commands,
+    run_quickstart,
+)
 
 
 @pytest.fixture(scope='module')

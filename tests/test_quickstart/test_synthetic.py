@@ -7,10 +7,15 @@ import cv2
 import numpy as np
 import pytest
 
-from interformer.quickstart.synthetic import (CATEGORIES, generate_dataset,
-                                              generate_split, id_to_rgb,
-                                              is_complete, panoptic_paths,
-                                              rgb_to_id)
+from interformer.quickstart.synthetic import (
+    CATEGORIES,
+    generate_dataset,
+    generate_split,
+    id_to_rgb,
+    is_complete,
+    panoptic_paths,
+    rgb_to_id,
+)
 
 SIZE = (64, 96)
 

@@ -21,10 +21,12 @@ import torch
 
 import interformer  # noqa: F401  (stack fixes + registration)
 from interformer.models.backbones import MAEWithSimpleFPN
-from interformer.models.converters import (check_state_dict,
-                                           convert_mae_pretrain,
-                                           load_checkpoint_file,
-                                           save_checkpoint_atomic)
+from interformer.models.converters import (
+    check_state_dict,
+    convert_mae_pretrain,
+    load_checkpoint_file,
+    save_checkpoint_atomic,
+)
 
 HEAD_DIM = 64  # ViT-B/L use 64-d heads; heads only shape the bias tables
 

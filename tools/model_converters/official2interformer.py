@@ -19,10 +19,12 @@ from typing import List, Optional
 import torch
 
 import interformer  # noqa: F401  (stack fixes + registration)
-from interformer.models.converters import (check_state_dict,
-                                           convert_official_interformer,
-                                           load_checkpoint_file,
-                                           save_checkpoint_atomic)
+from interformer.models.converters import (
+    check_state_dict,
+    convert_official_interformer,
+    load_checkpoint_file,
+    save_checkpoint_atomic,
+)
 
 MAX_LISTED = 10
 

@@ -20,9 +20,18 @@ from torch import Tensor
 
 from ...models.backbones import MAEWithSimpleFPN
 from ...models.backbones.flexible_pos import resize_rel_pos_index
-from .ops import (ConvParams, GatheredBias, LinearParams, attention,
-                  attention_keys, channels_last, conv, conv_transpose, linear,
-                  linear_add)
+from .ops import (
+    ConvParams,
+    GatheredBias,
+    LinearParams,
+    attention,
+    attention_keys,
+    channels_last,
+    conv,
+    conv_transpose,
+    linear,
+    linear_add,
+)
 
 __all__ = ['FastMAEEncoder']
 

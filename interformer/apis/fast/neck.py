@@ -32,8 +32,15 @@ from . import native
 from .amx_linear import AmxLinear
 from .native import load_attention_bf16, load_patch_norm
 from .norms import FastGroupNorm
-from .ops import (ConvParams, LinearParams, channels_last, conv, conv_add,
-                  linear, linear_add)
+from .ops import (
+    ConvParams,
+    LinearParams,
+    channels_last,
+    conv,
+    conv_add,
+    linear,
+    linear_add,
+)
 from .pooled_kv import PooledKeyValue, PyramidKeyValue
 
 __all__ = [

@@ -21,7 +21,6 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [

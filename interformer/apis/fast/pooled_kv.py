@@ -29,8 +29,14 @@ from torch import Tensor
 from . import native
 from .amx_linear import AmxLinear
 from .native import MAX_CHANNELS, load_pyramid_tokens
-from .ops import (ConvParams, LinearParams, channels_last, conv_add, linear,
-                  norm_params)
+from .ops import (
+    ConvParams,
+    LinearParams,
+    channels_last,
+    conv_add,
+    linear,
+    norm_params,
+)
 
 __all__ = ['PooledKeyValue', 'PyramidKeyValue', 'KV_PAD']
 

@@ -1,7 +1,13 @@
 """Click-test datasets: GrabCut, Berkeley, DAVIS and SBD (one object per
 sample, ``get_sample(i) -> dict(image, gt, name)``)."""
-from .base import (GT_BACKGROUND, GT_IGNORE, GT_OBJECT, LAYOUTS,
-                   ClickEvalDataset, FolderClickEvalDataset)
+from .base import (
+                   GT_BACKGROUND,
+                   GT_IGNORE,
+                   GT_OBJECT,
+                   LAYOUTS,
+                   ClickEvalDataset,
+                   FolderClickEvalDataset,
+)
 from .davis import DAVISDataset
 from .grabcut_berkeley import BerkeleyDataset, GrabCutDataset
 from .sbd import SBDEvalDataset

@@ -8,8 +8,12 @@ from mmcv.transforms.utils import cache_randomness
 from mmengine import fileio
 from mmseg.registry import TRANSFORMS
 
-from .segment_maps import (paint_instances, panoptic_to_id_map, rgb_to_id,
-                           segmentation_to_mask)
+from .segment_maps import (
+    paint_instances,
+    panoptic_to_id_map,
+    rgb_to_id,
+    segmentation_to_mask,
+)
 
 SOURCE_PANOPTIC = 'panoptic'
 SOURCE_INSTANCES = 'instances'

@@ -13,8 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.backbones.mae import (MAEAttention,
-                                        MAETransformerEncoderLayer)
+from mmseg.models.backbones.mae import MAEAttention, MAETransformerEncoderLayer
 from torch import Tensor
 
 from .flexible_pos import ResizeCache, resize_rel_pos_index, tensor_stamp

@@ -27,8 +27,11 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from interformer.interaction.reference_label import (REF_DEFINITE_BG,
-                                                     REF_DEFINITE_FG)
+from interformer.interaction.reference_label import (
+    REF_DEFINITE_BG,
+    REF_DEFINITE_FG,
+)
+
 from .click_segmentor import ClickSegmentor
 
 __all__ = ['ClickSegmentorZoomIn', 'zoom_in_roi', 'expand_box']

@@ -37,9 +37,12 @@ import torch
 from torch import Tensor
 
 from interformer.interaction.clicks import IGNORE_LABEL, next_click
-from interformer.interaction.reference_label import (CLICK_RADIUS, REF_UNKNOWN,
-                                                     add_click_disk,
-                                                     update_by_prediction)
+from interformer.interaction.reference_label import (
+    CLICK_RADIUS,
+    REF_UNKNOWN,
+    add_click_disk,
+    update_by_prediction,
+)
 
 __all__ = [
     'DEFAULT_SIMULATION_CFG', 'sample_num_iterations', 'generator_from_torch',

@@ -4,8 +4,13 @@ import torch
 import torch.nn.functional as F
 
 from interformer.models.backbones.flexible_pos import (
-    ResizeCache, nearest_token_index, resize_pos_embed_bicubic,
-    resize_pos_embed_nearest, resize_rel_pos_index, tensor_stamp)
+    ResizeCache,
+    nearest_token_index,
+    resize_pos_embed_bicubic,
+    resize_pos_embed_nearest,
+    resize_rel_pos_index,
+    tensor_stamp,
+)
 from interformer.models.backbones.rel_pos_layers import RelPosMAEAttention
 
 GRIDS = [(4, 4), (3, 5), (6, 2), (8, 6), (5, 7)]

@@ -176,8 +176,9 @@ def test_real_backbone_layout_and_counts(variant, reference_dir):
 
 
 def test_registry_and_layer_decay_ids():
-    from mmseg.engine.optimizers import \
-        LearningRateDecayOptimizerConstructor as Constructor
+    from mmseg.engine.optimizers import (
+        LearningRateDecayOptimizerConstructor as Constructor,
+    )
 
     class Wrapper(nn.Module):
 

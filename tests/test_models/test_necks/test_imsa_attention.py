@@ -2,8 +2,12 @@
 import pytest
 import torch
 
-from interformer.models.necks.imsa import (PatchMerging, PoolingAttention,
-                                           PoolingBlock, pooled_grid_size)
+from interformer.models.necks.imsa import (
+    PatchMerging,
+    PoolingAttention,
+    PoolingBlock,
+    pooled_grid_size,
+)
 
 RATIOS = ((12, 16, 20, 24), (6, 8, 10, 12), (3, 4, 5, 6), (1, 2, 3, 4))
 TARGETS = (128, 64, 32, 16)

@@ -4,8 +4,7 @@ import torch
 from mmseg.registry import MODELS
 
 from interformer.models.necks.imsa import IMSA, run_blocks_in_roi
-from interformer.models.necks.imsa.zoom_in import (normalize_rois,
-                                                   roi_to_window)
+from interformer.models.necks.imsa.zoom_in import normalize_rois, roi_to_window
 
 CHANNELS = (8, 16, 32, 64)
 

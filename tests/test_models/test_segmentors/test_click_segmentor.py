@@ -9,9 +9,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 
 import interformer  # noqa: F401  (mmcv.ops shim + registration)
-from mmseg.structures import SegDataSample
 
 DEBUG_CFG = osp.join('configs', '_base_', 'models', 'interformer_debug.py')
 

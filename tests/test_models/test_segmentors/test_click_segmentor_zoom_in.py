@@ -10,7 +10,9 @@ from mmseg.registry import MODELS
 
 import interformer  # noqa: F401  (mmcv.ops shim + registration)
 from interformer.models.segmentors.click_segmentor_zoom_in import (
-    expand_box, zoom_in_roi)
+    expand_box,
+    zoom_in_roi,
+)
 
 DEBUG_CFG = osp.join('configs', '_base_', 'models', 'interformer_debug.py')
 

@@ -7,9 +7,14 @@ from scipy import ndimage, stats
 from torch import nn
 
 import interformer.models.segmentors.click_simulation as sim
-from interformer.interaction import (REF_DEFINITE_BG, REF_DEFINITE_FG,
-                                     REF_UNKNOWN, add_click_disk, next_click,
-                                     update_by_prediction)
+from interformer.interaction import (
+    REF_DEFINITE_BG,
+    REF_DEFINITE_FG,
+    REF_UNKNOWN,
+    add_click_disk,
+    next_click,
+    update_by_prediction,
+)
 from interformer.interaction import clicks as clicks_module
 
 STRIDE = 4
