@@ -1,5 +1,9 @@
 """Click state shared by training and evaluation: the robot user and the
 reference label."""
+from .click_simulation import (
+                     DEFAULT_SIMULATION_CFG,
+                     simulate_reference_labels,
+)
 from .clicks import (
                      FLOAT32_EPS,
                      IGNORE_LABEL,
@@ -28,6 +32,7 @@ from .reference_label import (
 )
 
 __all__ = [
+    'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels',
     'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG', 'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
     'new_reference_label', 'update_by_prediction', 'Click', 'ClickCandidates',

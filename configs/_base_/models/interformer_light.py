@@ -76,7 +76,7 @@ model = dict(
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='NormalizedFocalLoss', loss_weight=0.4)),
-    # click simulation (interformer/models/segmentors/click_simulation.py)
+    # click simulation (interformer/interaction/click_simulation.py)
     train_cfg=dict(
         max_num_clicks=20,
         gamma=0.6,

@@ -9,7 +9,7 @@ Call graph (interactive use, e.g. the click test or the predictor)::
 
 Training (:meth:`ClickSegmentor.loss`) first plays the robot user against
 the model without gradients to build the reference label
-(:func:`~interformer.models.segmentors.click_simulation.
+(:func:`~interformer.interaction.click_simulation.
 simulate_reference_labels`), then runs backbone + neck + heads with
 gradients on that label. mmseg's ``predict`` / ``_forward`` keep working and
 use an all-``unknown`` reference label (no clicks).
@@ -137,7 +137,9 @@ class ClickSegmentor(EncoderDecoder):
         """
         # Imported lazily: the simulation imports the interaction package,
         # which must not be needed just to build the model.
-        from .click_simulation import simulate_reference_labels
+        from interformer.interaction.click_simulation import (
+            simulate_reference_labels,
+        )
         gt = torch.stack([s.gt_sem_seg.data for s in data_samples]).long()
         with torch.no_grad():
             ref_label = simulate_reference_labels(self, inputs, gt,

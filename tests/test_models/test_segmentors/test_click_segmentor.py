@@ -69,7 +69,7 @@ def test_needs_a_neck(model_cfg):
 
 
 def test_loss_runs_simulation_and_backpropagates(model_cfg):
-    pytest.importorskip('interformer.models.segmentors.click_simulation')
+    pytest.importorskip('interformer.interaction.click_simulation')
     model = _build(model_cfg, train_cfg=dict(max_num_clicks=1)).train()
     gt = torch.zeros(2, 1, 64, 64, dtype=torch.long)
     gt[0, :, 16:48, 8:40] = 1

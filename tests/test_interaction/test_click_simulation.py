@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from scipy import ndimage, stats
 from torch import nn
 
-import interformer.models.segmentors.click_simulation as sim
+import interformer.interaction.click_simulation as sim
 from interformer.interaction import (
     REF_DEFINITE_BG,
     REF_DEFINITE_FG,

@@ -1,0 +1,210 @@
+"""Iterative click simulation for training (the no-grad part of the loss).
+
+Before the gradient forward, the segmentor plays the robot user against
+itself to build the reference label it is trained on:
+
+1. The reference label starts all ``unknown``; the first click goes to the
+   deepest point of the object (candidate band ``first_click_k`` = 1.0).
+2. ``n`` extra iterations are drawn with ``P(n) ∝ gamma ** n`` for
+   ``0 <= n <= max_num_clicks`` (the same ``n`` for the whole batch).
+3. If ``n > 0`` the backbone runs once, then ``n`` times: neck + head on
+   the current reference label -> upsample -> argmax -> update the label by
+   the prediction -> one more click (band ``extra_click_k`` = 1.7) -> write
+   its disk.
+
+Clicks come from :func:`interformer.interaction.clicks.next_click` with the
+``'official'`` protocol, i.e. the very routine the click test uses. All
+randomness (``n`` and the tie-breaks inside ``next_click``) comes from one
+``numpy.random.Generator`` seeded from torch's global RNG, so mmengine's
+``randomness=dict(seed=...)`` makes the simulation reproducible.
+
+``train_cfg`` keys read here (others are ignored):
+
+===================  =======  ============================================
+key                  default  meaning
+===================  =======  ============================================
+``max_num_clicks``   20       largest number of extra iterations ``n``
+``gamma``            0.6      ``P(n) ∝ gamma ** n``
+``first_click_k``    1.0      candidate band of the first click
+``extra_click_k``    1.7      candidate band of the extra clicks
+``inner_radius``     5        click disk radius in pixels
+===================  =======  ============================================
+"""
+from typing import List, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .clicks import IGNORE_LABEL, next_click
+from .reference_label import (
+    CLICK_RADIUS,
+    REF_UNKNOWN,
+    add_click_disk,
+    update_by_prediction,
+)
+
+__all__ = [
+    'DEFAULT_SIMULATION_CFG', 'sample_num_iterations', 'generator_from_torch',
+    'simulate_reference_labels'
+]
+
+DEFAULT_SIMULATION_CFG = dict(
+    max_num_clicks=20,
+    gamma=0.6,
+    first_click_k=1.0,
+    extra_click_k=1.7,
+    inner_radius=CLICK_RADIUS)
+
+#: Click protocol shared with the click test.
+CLICK_PROTOCOL = 'official'
+_SEED_HIGH = 2**62
+
+
+def sample_num_iterations(rng: np.random.Generator,
+                          max_num_clicks: int = 20,
+                          gamma: float = 0.6) -> int:
+    """Draw the number of extra click iterations ``n``.
+
+    Args:
+        rng: numpy random generator.
+        max_num_clicks: largest ``n`` (inclusive).
+        gamma: ratio of the geometric weights, ``P(n) ∝ gamma ** n``.
+
+    Returns:
+        int: ``n`` in ``[0, max_num_clicks]``.
+    """
+    if int(max_num_clicks) != max_num_clicks or max_num_clicks < 0:
+        raise ValueError(f'max_num_clicks must be a non-negative integer, '
+                         f'got {max_num_clicks!r}')
+    if not gamma > 0:
+        raise ValueError(f'gamma must be positive, got {gamma!r}')
+    weights = float(gamma)**np.arange(int(max_num_clicks) + 1)
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def generator_from_torch() -> np.random.Generator:
+    """A numpy generator seeded by one draw from torch's global CPU RNG."""
+    seed = int(torch.randint(0, _SEED_HIGH, (1, )).item())
+    return np.random.default_rng(seed)
+
+
+def _simulation_cfg(train_cfg: Optional[Mapping]) -> dict:
+    """Merge the simulation keys of ``train_cfg`` over the defaults."""
+    cfg = dict(DEFAULT_SIMULATION_CFG)
+    if train_cfg is not None:
+        if not isinstance(train_cfg, Mapping):
+            raise ValueError(f'train_cfg must be a dict or None, got '
+                             f'{type(train_cfg).__name__}')
+        for key in cfg:
+            if key in train_cfg and train_cfg[key] is not None:
+                cfg[key] = train_cfg[key]
+    for key in ('first_click_k', 'extra_click_k'):
+        if not cfg[key] >= 1.0:
+            raise ValueError(f'train_cfg.{key} must be >= 1, got {cfg[key]!r}')
+    if not cfg['inner_radius'] >= 0:
+        raise ValueError(f'train_cfg.inner_radius must be >= 0, got '
+                         f'{cfg["inner_radius"]!r}')
+    return cfg
+
+
+def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
+    """(B, 1, H, W) training labels -> (B, H, W) int64.
+
+    Values other than 0 and 1 (the ignore index, 255) become ``-1``; the
+    official protocol then treats them as background.
+    """
+    if gt.dim() != 4 or gt.shape[1] != 1 or tuple(
+            gt.shape[-2:]) != shape[-2:] or gt.shape[0] != shape[0]:
+        raise ValueError(f'gt must have shape (B, 1, H, W) = '
+                         f'({shape[0]}, 1, {shape[-2]}, {shape[-1]}) like '
+                         f'the inputs, got {tuple(gt.shape)}')
+    gt_np = gt[:, 0].detach().cpu().numpy().astype(np.int64)
+    gt_np[(gt_np != 0) & (gt_np != 1)] = IGNORE_LABEL
+    return gt_np
+
+
+def _foreground(logits: Tensor) -> Tensor:
+    """(B, C, H, W) logits -> (B, H, W) bool ``argmax == 1``.
+
+    For two classes this is ``logits[:, 1] > logits[:, 0]`` (a tie goes to
+    class 0, as with argmax), one elementwise pass instead of PyTorch's
+    strided channel argmax (about 400x slower on CPU here).
+    """
+    if logits.shape[1] == 2:
+        return logits[:, 1] > logits[:, 0]
+    return logits.argmax(dim=1) == 1
+
+
+def _add_clicks(ref: np.ndarray, gt: np.ndarray, pred: np.ndarray,
+                clicks: List[list], rng: np.random.Generator, k: float,
+                radius: int) -> None:
+    """One robot-user click per sample, written into ``ref`` in place."""
+    for i in range(ref.shape[0]):
+        click = next_click(
+            gt[i], pred[i], clicks[i], protocol=CLICK_PROTOCOL, rng=rng, k=k)
+        if click is None:  # both error maps empty: no click this step
+            continue
+        clicks[i].append(click)
+        add_click_disk(ref[i], click.y, click.x, click.is_positive, radius)
+
+
+def simulate_reference_labels(
+        segmentor,
+        inputs: Tensor,
+        gt: Tensor,
+        train_cfg: Optional[Mapping] = None,
+        rng: Optional[np.random.Generator] = None) -> Tensor:
+    """Simulate the clicks of one training step; return the final state.
+
+    Runs without gradients, with ``segmentor`` in eval mode (its previous
+    mode is restored, also on error).
+
+    Args:
+        segmentor: a ``ClickSegmentor``; only ``extract_image_feats``,
+            ``decode_clicks`` and ``upsample_logits`` are used.
+        inputs: (B, 3, H, W) normalised images.
+        gt: (B, 1, H, W) long labels, 1 object / 0 background / 255 ignore
+            (ignore counts as background for click placement, as in the
+            official code).
+        train_cfg: simulation settings (see the module docstring).
+        rng: generator for ``n`` and the click tie-breaks; by default one
+            seeded from torch's global RNG.
+
+    Returns:
+        Tensor: (B, 1, H, W) uint8 reference label codes, on
+        ``inputs.device``.
+    """
+    if inputs.dim() != 4:
+        raise ValueError(f'inputs must have shape (B, 3, H, W), got '
+                         f'{tuple(inputs.shape)}')
+    cfg = _simulation_cfg(train_cfg)
+    gt_np = _clicker_gt(gt, tuple(inputs.shape))
+    batch, _, height, width = inputs.shape
+    if rng is None:
+        rng = generator_from_torch()
+    num_iters = sample_num_iterations(rng, cfg['max_num_clicks'], cfg['gamma'])
+
+    ref = np.full((batch, height, width), REF_UNKNOWN, dtype=np.uint8)
+    clicks: List[list] = [[] for _ in range(batch)]
+    pred = np.zeros((batch, height, width), dtype=bool)
+    _add_clicks(ref, gt_np, pred, clicks, rng, cfg['first_click_k'],
+                cfg['inner_radius'])
+
+    if num_iters > 0:
+        was_training = segmentor.training
+        segmentor.eval()
+        try:
+            with torch.no_grad():
+                feats = segmentor.extract_image_feats(inputs)
+                for _ in range(num_iters):
+                    ref_t = torch.from_numpy(ref).to(inputs.device)[:, None]
+                    logits = segmentor.decode_clicks(feats, ref_t)
+                    logits = segmentor.upsample_logits(logits, (height, width))
+                    pred = _foreground(logits).cpu().numpy()
+                    ref = update_by_prediction(ref, pred)
+                    _add_clicks(ref, gt_np, pred, clicks, rng,
+                                cfg['extra_click_k'], cfg['inner_radius'])
+        finally:
+            segmentor.train(was_training)
+    return torch.from_numpy(ref)[:, None].to(inputs.device)
