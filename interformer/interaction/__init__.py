@@ -1,8 +1,17 @@
-"""Click state shared by training and evaluation: the robot user and the
-reference label."""
+"""Click state shared by training, evaluation and the predictor: the robot
+user, the reference label, the click step and the pixel geometry."""
 from .click_simulation import (
                      DEFAULT_SIMULATION_CFG,
                      simulate_reference_labels,
+)
+from .click_step import (
+                     StepResult,
+                     advance_reference_label,
+                     click_step,
+                     fg_margin,
+                     foreground,
+                     foreground_probability,
+                     prediction_foreground,
 )
 from .clicks import (
                      FLOAT32_EPS,
@@ -14,8 +23,16 @@ from .clicks import (
 )
 from .distance import (
                      bbox_distance_transform,
-                     mask_bbox,
                      padded_distance_transform,
+)
+from .geometry import (
+                     GRID_STRIDE,
+                     SIZE_DIVISOR,
+                     Box,
+                     canvas_shape,
+                     crop_to_image,
+                     grid_shape,
+                     pad_to_canvas,
 )
 from .protocols import PROTOCOL_PRESETS, ClickProtocol, get_protocol
 from .reference_label import (
@@ -32,11 +49,15 @@ from .reference_label import (
 )
 
 __all__ = [
+    'StepResult', 'advance_reference_label', 'click_step', 'fg_margin',
+    'foreground', 'foreground_probability', 'prediction_foreground',
+    'GRID_STRIDE', 'SIZE_DIVISOR', 'Box', 'canvas_shape', 'crop_to_image',
+    'grid_shape', 'pad_to_canvas',
     'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels',
     'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG', 'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
     'new_reference_label', 'update_by_prediction', 'Click', 'ClickCandidates',
     'ClickProtocol', 'FLOAT32_EPS', 'IGNORE_LABEL', 'PROTOCOL_PRESETS',
     'bbox_distance_transform', 'find_click_candidates', 'get_protocol',
-    'mask_bbox', 'next_click', 'padded_distance_transform'
+    'next_click', 'padded_distance_transform'
 ]
