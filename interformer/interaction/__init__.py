@@ -1,39 +1,15 @@
 """Click state shared by training, evaluation and the predictor: the robot
 user, the reference label, the click step and the pixel geometry."""
-from .click_simulation import (
-                     DEFAULT_SIMULATION_CFG,
-                     simulate_reference_labels,
-)
-from .click_step import (
-                     StepResult,
-                     advance_reference_label,
-                     click_step,
-                     fg_margin,
-                     foreground,
-                     foreground_probability,
-                     prediction_foreground,
-)
-from .clicks import (
-                     FLOAT32_EPS,
-                     IGNORE_LABEL,
-                     Click,
-                     ClickCandidates,
-                     find_click_candidates,
-                     next_click,
-)
-from .distance import (
-                     bbox_distance_transform,
-                     padded_distance_transform,
-)
-from .geometry import (
-                     GRID_STRIDE,
-                     SIZE_DIVISOR,
-                     Box,
-                     canvas_shape,
-                     crop_to_image,
-                     grid_shape,
-                     pad_to_canvas,
-)
+# The reference label and the protocols are numpy only, so a client without
+# torch (interformer.deploy.onnx_predictor) can import them; the rest needs
+# torch (directly or through the canvas geometry).
+try:
+    import torch  # noqa: F401
+except ImportError:  # a torch-free install
+    HAS_TORCH = False
+else:
+    HAS_TORCH = True
+
 from .protocols import PROTOCOL_PRESETS, ClickProtocol, get_protocol
 from .reference_label import (
                      CLICK_RADIUS,
@@ -48,16 +24,57 @@ from .reference_label import (
                      update_by_prediction,
 )
 
+if HAS_TORCH:
+    from .click_simulation import (
+        DEFAULT_SIMULATION_CFG,
+        simulate_reference_labels,
+    )
+    from .click_step import (
+        StepResult,
+        advance_reference_label,
+        click_step,
+        fg_margin,
+        foreground,
+        foreground_probability,
+        prediction_foreground,
+    )
+    from .clicks import (
+        FLOAT32_EPS,
+        IGNORE_LABEL,
+        Click,
+        ClickCandidates,
+        find_click_candidates,
+        next_click,
+    )
+    from .distance import (
+        bbox_distance_transform,
+        padded_distance_transform,
+    )
+    from .geometry import (
+        GRID_STRIDE,
+        SIZE_DIVISOR,
+        Box,
+        canvas_shape,
+        crop_to_image,
+        grid_shape,
+        pad_to_canvas,
+    )
+
 __all__ = [
-    'StepResult', 'advance_reference_label', 'click_step', 'fg_margin',
-    'foreground', 'foreground_probability', 'prediction_foreground',
-    'GRID_STRIDE', 'SIZE_DIVISOR', 'Box', 'canvas_shape', 'crop_to_image',
-    'grid_shape', 'pad_to_canvas',
-    'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels',
-    'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG', 'REF_DEFINITE_FG',
+    'HAS_TORCH', 'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG',
+    'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
-    'new_reference_label', 'update_by_prediction', 'Click', 'ClickCandidates',
-    'ClickProtocol', 'FLOAT32_EPS', 'IGNORE_LABEL', 'PROTOCOL_PRESETS',
-    'bbox_distance_transform', 'find_click_candidates', 'get_protocol',
-    'next_click', 'padded_distance_transform'
+    'new_reference_label', 'update_by_prediction', 'ClickProtocol',
+    'PROTOCOL_PRESETS', 'get_protocol'
 ]
+if HAS_TORCH:
+    __all__ += [
+        'StepResult', 'advance_reference_label', 'click_step', 'fg_margin',
+        'foreground', 'foreground_probability', 'prediction_foreground',
+        'GRID_STRIDE', 'SIZE_DIVISOR', 'Box', 'canvas_shape',
+        'crop_to_image', 'grid_shape', 'pad_to_canvas',
+        'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels', 'Click',
+        'ClickCandidates', 'FLOAT32_EPS', 'IGNORE_LABEL',
+        'bbox_distance_transform', 'find_click_candidates', 'next_click',
+        'padded_distance_transform'
+    ]

@@ -19,11 +19,14 @@ A click writes a disk of radius ``CLICK_RADIUS`` (Euclidean distance <= 5 px,
 definite pixels never change. Functions accept numpy arrays or torch tensors
 of any leading shape; clicks are (y, x) in pixels of the map.
 """
-from typing import Union
+import sys
+from typing import TYPE_CHECKING, Union
 
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     'REF_DEFINITE_BG', 'REF_POSSIBLE_BG', 'REF_UNKNOWN', 'REF_POSSIBLE_FG',
@@ -39,7 +42,14 @@ REF_DEFINITE_FG = 4
 NUM_REF_STATES = 5
 CLICK_RADIUS = 5
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = Union[np.ndarray, 'torch.Tensor']
+
+
+def _is_tensor(value) -> bool:
+    """True for a torch tensor; torch is not imported here, so numpy users
+    (e.g. the onnxruntime predictor) work without it."""
+    torch = sys.modules.get('torch')
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def new_reference_label(height: int, width: int) -> np.ndarray:
@@ -77,7 +87,8 @@ def add_click_disk(ref_label: ArrayLike,
     disk = dy * dy + dx * dx <= radius * radius
     code = REF_DEFINITE_FG if positive else REF_DEFINITE_BG
     window = ref_label[..., y0:y1, x0:x1]
-    if isinstance(ref_label, torch.Tensor):
+    if _is_tensor(ref_label):
+        import torch
         disk_t = torch.from_numpy(disk).to(ref_label.device)
         window.masked_fill_(disk_t, code)
     else:
@@ -100,7 +111,8 @@ def update_by_prediction(ref_label: ArrayLike, pred: ArrayLike) -> ArrayLike:
             and isinstance(pred, np.ndarray) and pred.dtype == np.bool_
             and pred.shape == ref_label.shape and ref_label.size):
         return _update_by_lookup(ref_label, pred)
-    if isinstance(ref_label, torch.Tensor):
+    if _is_tensor(ref_label):
+        import torch
         fg = pred.to(torch.bool)
         out = ref_label.clone()
         where = torch.where
@@ -114,7 +126,7 @@ def update_by_prediction(ref_label: ArrayLike, pred: ArrayLike) -> ArrayLike:
     down = where(ref == REF_UNKNOWN, REF_POSSIBLE_BG,
                  where(ref == REF_POSSIBLE_FG, REF_UNKNOWN, ref))
     new = where(fg, up, down)
-    if isinstance(out, torch.Tensor):
+    if _is_tensor(out):
         out.copy_(new)
     else:
         out[...] = new
