@@ -157,15 +157,15 @@ class EncoderGraph(nn.Module):
     """Image -> pyramid maps and cross-attention keys/values.
 
     Args:
-        model: a ``ClickSegmentor`` (copied; the copy is modified).
+        model: a ``ClickSegmentor`` (the parts used are copied, then
+            modified).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         check_exportable(model)
-        model = copy.deepcopy(model).eval()
-        self.backbone = model.backbone
-        self.neck = model.neck
+        self.backbone = copy.deepcopy(model.backbone).eval()
+        self.neck = copy.deepcopy(model.neck).eval()
         backbone = self.backbone
         src_hw = tuple(int(s) for s in backbone.patch_shape)
 
@@ -214,15 +214,15 @@ class DecoderGraph(nn.Module):
     and with the keys/values given; the head is the model's UPerHead.
 
     Args:
-        model: a ``ClickSegmentor`` (copied; the copy is modified).
+        model: a ``ClickSegmentor`` (the parts used are copied, then
+            modified).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         check_exportable(model)
-        model = copy.deepcopy(model).eval()
-        self.neck = model.neck
-        self.head = model.decode_head
+        self.neck = copy.deepcopy(model.neck).eval()
+        self.head = copy.deepcopy(model.decode_head).eval()
         for ppm in self.head.psp_modules:
             ppm[0] = _AdaptiveAvgPool(ppm[0].output_size)
         # (5, C0) table / 4 as a 1x1 conv over the per-code counts
