@@ -1,4 +1,4 @@
-"""DemoServer over HTTP (urllib) with the colour stand-in segmentor."""
+"""The demo app over HTTP (urllib) with the colour stand-in segmentor."""
 import http.cookiejar
 import json
 import urllib.error
