@@ -2,7 +2,7 @@
 
     python tools/clicktest.py CONFIG CHECKPOINT --dataset grabcut \
         --data-root data/GrabCut [--protocol ritm|official] \
-        [--precision fp32|bf16]
+        [--precision fp32|bf16] [--tta flip,zoom_in]
 
 A lone CHECKPOINT uses the only ``*.py`` next to it as its config. Prints
 RITM's results table plus encoder s/image and decoder s/click, and writes a
@@ -26,6 +26,7 @@ from interformer.evaluation import (
     run_click_test,
     save_report,
     timing_table,
+    tta_overrides,
 )
 from interformer.evaluation.distributed import LAUNCHERS, local_device
 from interformer.evaluation.runner import dataset_display_name
@@ -55,6 +56,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--no-early-stop', action='store_true',
         help='run every click (RITM --iou-analysis) for an exact mIoU curve')
+    parser.add_argument(
+        '--tta', metavar='flip,zoom_in',
+        help="RITM test-time augmentation for the ritm protocol, off by "
+        "default: 'flip', 'zoom_in' (as RITM-family published NoC) or both")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="e.g. cpu, cuda")
     parser.add_argument(
@@ -83,6 +88,7 @@ def main(argv=None):
     overrides = dict(max_clicks=args.max_clicks, iou_thrs=args.iou_thrs)
     if args.no_early_stop:
         overrides['early_stop_iou'] = None
+    overrides.update(tta_overrides(args.tta, args.protocol, args.dataset))
     protocol = get_protocol(args.protocol, **overrides)
     dataset = build_click_test_dataset(args.dataset, args.data_root,
                                        args.layout)

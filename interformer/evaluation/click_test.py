@@ -37,6 +37,7 @@ from ..interaction import (
 )
 from .distributed import all_gather_objects, get_dist_info, shard_indices
 from .metrics import iou, summarize
+from .tta import with_tta
 
 __all__ = [
     'InstanceResult', 'ClickTestResult', 'evaluate_instance',
@@ -146,14 +147,6 @@ def early_stop_threshold(protocol: ClickProtocol) -> Optional[float]:
     return max([protocol.early_stop_iou, *protocol.iou_thrs])
 
 
-def _check_protocol(protocol: ClickProtocol) -> None:
-    if protocol.flip or protocol.zoom_in is not None:
-        raise NotImplementedError(
-            'the click test has no flip / zoom-in test-time transforms; '
-            f'protocol {protocol.name!r} asks for flip={protocol.flip}, '
-            f'zoom_in={protocol.zoom_in}')
-
-
 def evaluate_instance(predictor,
                       image: np.ndarray,
                       gt: np.ndarray,
@@ -166,7 +159,9 @@ def evaluate_instance(predictor,
     Args:
         predictor: an object with ``set_image``, ``add_click``, ``predict``
             and ``canvas_shape`` (:class:`interformer.apis.
-            InterFormerPredictor` or a stand-in).
+            InterFormerPredictor` or a stand-in). A protocol with ``flip``
+            or ``zoom_in`` wraps it in :class:`~interformer.evaluation.tta.
+            TTAPredictor` (RITM's test-time augmentation).
         image: (H, W, 3) uint8 RGB.
         gt: (H, W) int ground truth, 1 object / 0 background / -1 ignore.
         protocol: a protocol name, dict or :class:`ClickProtocol`.
@@ -177,7 +172,7 @@ def evaluate_instance(predictor,
         InstanceResult: ``max_clicks`` IoUs, the clicks and the timings.
     """
     protocol = get_protocol(protocol)
-    _check_protocol(protocol)
+    predictor = with_tta(predictor, protocol)
     on_canvas = protocol.iou_on_padded_canvas
     stop_iou = early_stop_threshold(protocol)
     start = time.perf_counter()
@@ -249,7 +244,7 @@ def run_click_test(predictor,
         by index, on every rank.
     """
     protocol = get_protocol(protocol)
-    _check_protocol(protocol)
+    predictor = with_tta(predictor, protocol)  # built once for all
     if indices is None:
         indices = range(len(dataset))
     rank, world_size = get_dist_info()

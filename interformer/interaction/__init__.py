@@ -1,8 +1,8 @@
 """Click state shared by training, evaluation and the predictor: the robot
 user, the reference label, the click step and the pixel geometry."""
-# The reference label and the protocols are numpy only, so a client without
-# torch (interformer.deploy.onnx_predictor) can import them; the rest needs
-# torch (directly or through the canvas geometry).
+# The reference label, the protocols, the geometry and the robot user are
+# numpy only, so a client without torch (interformer.deploy.onnx_predictor)
+# can import them; the click step and the training simulation need torch.
 try:
     import torch  # noqa: F401
 except ImportError:  # a torch-free install
@@ -10,6 +10,24 @@ except ImportError:  # a torch-free install
 else:
     HAS_TORCH = True
 
+from .clicks import (
+                     FLOAT32_EPS,
+                     IGNORE_LABEL,
+                     Click,
+                     ClickCandidates,
+                     find_click_candidates,
+                     next_click,
+)
+from .distance import bbox_distance_transform, padded_distance_transform
+from .geometry import (
+                     GRID_STRIDE,
+                     SIZE_DIVISOR,
+                     Box,
+                     canvas_shape,
+                     crop_to_image,
+                     grid_shape,
+                     pad_to_canvas,
+)
 from .protocols import PROTOCOL_PRESETS, ClickProtocol, get_protocol
 from .reference_label import (
                      CLICK_RADIUS,
@@ -38,43 +56,21 @@ if HAS_TORCH:
         foreground_probability,
         prediction_foreground,
     )
-    from .clicks import (
-        FLOAT32_EPS,
-        IGNORE_LABEL,
-        Click,
-        ClickCandidates,
-        find_click_candidates,
-        next_click,
-    )
-    from .distance import (
-        bbox_distance_transform,
-        padded_distance_transform,
-    )
-    from .geometry import (
-        GRID_STRIDE,
-        SIZE_DIVISOR,
-        Box,
-        canvas_shape,
-        crop_to_image,
-        grid_shape,
-        pad_to_canvas,
-    )
 
 __all__ = [
     'HAS_TORCH', 'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG',
     'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
     'new_reference_label', 'update_by_prediction', 'ClickProtocol',
-    'PROTOCOL_PRESETS', 'get_protocol'
+    'PROTOCOL_PRESETS', 'get_protocol', 'GRID_STRIDE', 'SIZE_DIVISOR', 'Box',
+    'canvas_shape', 'crop_to_image', 'grid_shape', 'pad_to_canvas', 'Click',
+    'ClickCandidates', 'FLOAT32_EPS', 'IGNORE_LABEL',
+    'bbox_distance_transform', 'find_click_candidates', 'next_click',
+    'padded_distance_transform'
 ]
 if HAS_TORCH:
     __all__ += [
         'StepResult', 'advance_reference_label', 'click_step', 'fg_margin',
         'foreground', 'foreground_probability', 'prediction_foreground',
-        'GRID_STRIDE', 'SIZE_DIVISOR', 'Box', 'canvas_shape',
-        'crop_to_image', 'grid_shape', 'pad_to_canvas',
-        'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels', 'Click',
-        'ClickCandidates', 'FLOAT32_EPS', 'IGNORE_LABEL',
-        'bbox_distance_transform', 'find_click_candidates', 'next_click',
-        'padded_distance_transform'
+        'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels'
     ]

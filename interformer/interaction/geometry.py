@@ -20,10 +20,14 @@ of ``size_divisor`` (32: the coarsest feature stride), the padding value is
 per-click decoder answers on the stride-4 grid of the canvas
 (:data:`GRID_STRIDE`): ``(Hc / 4, Wc / 4)`` logits.
 """
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
+
+from .reference_label import _is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     'Box', 'GRID_STRIDE', 'SIZE_DIVISOR', 'canvas_shape', 'grid_shape',
@@ -35,7 +39,9 @@ GRID_STRIDE = 4
 #: The canvas is padded to a multiple of this (the coarsest stride).
 SIZE_DIVISOR = 32
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+# numpy only: tensors are handled through their own methods, so a client
+# without torch can use the geometry.
+ArrayLike = Union[np.ndarray, 'torch.Tensor']
 
 
 def _ceil_to(value: int, multiple: int) -> int:
@@ -63,11 +69,11 @@ class Box(NamedTuple):
         if mask.ndim != 2:
             raise ValueError(f'Box.from_mask: expected a 2-D (H, W) mask, '
                              f'got shape {tuple(mask.shape)}')
-        if isinstance(mask, torch.Tensor):
-            rows = torch.nonzero(mask.any(dim=1)).flatten().tolist()
+        if _is_tensor(mask):
+            rows = mask.any(dim=1).nonzero().flatten().tolist()
             if not rows:
                 return None
-            cols = torch.nonzero(mask.any(dim=0)).flatten().tolist()
+            cols = mask.any(dim=0).nonzero().flatten().tolist()
         else:
             mask = np.asarray(mask)
             rows = np.flatnonzero(mask.any(axis=1))
@@ -192,7 +198,7 @@ def pad_to_canvas(array: ArrayLike,
         raise ValueError(f'pad_to_canvas: canvas {canvas_h}x{canvas_w} is '
                          f'smaller than the array {height}x{width}')
     shape = (*array.shape[:-2], canvas_h, canvas_w)
-    if isinstance(array, torch.Tensor):
+    if _is_tensor(array):
         out = array.new_full(shape, value)
     else:
         out = np.full(shape, value, dtype=array.dtype)
