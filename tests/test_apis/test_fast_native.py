@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from interformer.apis.fast import native
-from interformer.apis.fast.ops import channels_last, norm_params
-from interformer.apis.fast.pooled_kv import PyramidKeyValue
 from interformer.models.necks.imsa import PoolingAttention
+from interformer.models.necks.imsa.pooled_kv import PyramidKeyValue
+from interformer.models.utils.fused_ops import channels_last, norm_params
 
 pytestmark = pytest.mark.skipif(
     shutil.which(os.environ.get('CC', 'cc')) is None,
@@ -149,13 +149,18 @@ def test_unsupported_blocks_keep_the_torch_route():
 
 
 def _resize_head(dtype):
-    """A FastUPerHead-free handle on the C resize: the head's _resize
+    """A handle on the C resize of a deployed head: its _fused_resize
     method needs only these attributes."""
-    from interformer.apis.fast.head import FastUPerHead
-    head = FastUPerHead.__new__(FastUPerHead)
-    head.dtype, head.align_corners = dtype, False
-    head._native_resize = native.load_bilinear_resize()
-    assert head._native_resize is not None
+    from types import SimpleNamespace
+
+    from interformer.models.decode_heads import DeployableUPerHead
+    head = DeployableUPerHead.__new__(DeployableUPerHead)
+    head.__dict__.update(
+        _deploy_dtype=dtype,
+        align_corners=False,
+        _deploy_state=SimpleNamespace(
+            resize_kernel=native.load_bilinear_resize()))
+    assert head._deploy_state.resize_kernel is not None
     return head
 
 
@@ -170,7 +175,7 @@ def test_native_resize_equals_interpolate(dtype, src, dst, channels):
     x = channels_last(torch.randn(1, channels, *src).to(dtype))
     expected = F.interpolate(
         x.float(), size=dst, mode='bilinear', align_corners=False)
-    got = head._resize(x, dst)
+    got = head._fused_resize(x, dst)
     assert got.dtype == dtype and got.shape == expected.shape
     assert got.is_contiguous(memory_format=torch.channels_last)
     if dtype == torch.float32:
@@ -185,7 +190,7 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     head = _resize_head(dtype)
     x = channels_last(torch.randn(1, 32, 11, 16).to(dtype))
     wide = channels_last(torch.full((1, 96, 44, 64), 7.0, dtype=dtype))
-    head._resize(x, (44, 64), out=wide[:, 32:64])
+    head._fused_resize(x, (44, 64), out=wide[:, 32:64])
     expected = F.interpolate(
         x.float(), size=(44, 64), mode='bilinear', align_corners=False)
     tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float32 else dict(
@@ -195,7 +200,7 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     assert (wide[:, :32] == 7).all() and (wide[:, 64:] == 7).all()
     base = channels_last(torch.randn(1, 32, 44, 64).to(dtype))
     summed = base.clone()
-    head._resize(x, (44, 64), out=summed, accumulate=True)
+    head._fused_resize(x, (44, 64), out=summed, accumulate=True)
     torch.testing.assert_close(
         summed.float(), (base.float() + expected).to(dtype).float(),
         **tol)
@@ -203,7 +208,6 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
 
 @pytest.mark.parametrize('channels', [32, 64, 128])  # the specialised widths
 def test_native_patch_merging_equals_the_module(channels):
-    from interformer.apis.fast.neck import FastPatchMerging
     from interformer.models.necks.imsa import PatchMerging
     torch.manual_seed(channels)
     module = PatchMerging(channels, 2 * channels).eval()
@@ -211,11 +215,11 @@ def test_native_patch_merging_equals_the_module(channels):
         module.norm.weight.uniform_(0.5, 1.5)
         module.norm.bias.normal_()
     x = torch.randn(1, channels, 11, 16) * 2 + 5
-    fast = FastPatchMerging(module, torch.float32)
-    assert fast._native is not None
     with torch.no_grad():
         expected = module(x)
-    got = fast(channels_last(x))
+        module.switch_to_deploy(torch.float32)
+        assert module._deploy_state.kernel is not None
+        got = module(channels_last(x))
     assert got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
 
@@ -223,7 +227,9 @@ def test_native_patch_merging_equals_the_module(channels):
 @pytest.mark.parametrize('channels', [32, 48, 256])
 @pytest.mark.parametrize('offset', [0.0, 40.0])
 def test_native_group_norm_equals_pytorch(channels, offset):
-    from interformer.apis.fast.norms import FastGroupNorm
+    from interformer.models.utils.fused_norms import (
+        FusedGroupNorm as FastGroupNorm,
+    )
     module = _group_norm(channels, seed=channels)
     x = channels_last(torch.randn(1, channels, 13, 21) * 3 + offset)
     fast = FastGroupNorm(module, torch.float32)
@@ -292,18 +298,17 @@ def test_native_attention_refuses_what_it_does_not_take():
 
 def test_fast_block_bf16_attention_routes_agree():
     """A bf16 I-MSA block with the AMX attention and with PyTorch's SDPA."""
-    from interformer.apis.fast.neck import FastPoolingBlock
     from interformer.models.necks.imsa.blocks import PoolingBlock
     torch.manual_seed(7)
     block = PoolingBlock(64, 2, 4, (1, 2, 3, 4), (8., 12.)).eval()
-    fast = FastPoolingBlock(block, torch.bfloat16)
-    if fast._attention is None:
+    block.switch_to_deploy(torch.bfloat16)
+    if block._deploy_state.attention is None:
         pytest.skip('no native attention')
     x = channels_last(torch.randn(1, 64, 12, 17).bfloat16())
     with torch.inference_mode():
-        got = fast(x)
-        fast._attention = None
-        reference = fast(x)
+        got = block(x)
+        block._deploy_state.attention = None
+        reference = block(x)
     assert got.shape == reference.shape and torch.isfinite(got.float()).all()
     error = (got.float() - reference.float()).abs()
     assert error.max() < 0.1 and error.mean() < 0.01
@@ -336,8 +341,8 @@ def test_amx_linear_matches_float32(rows, features, outputs, act,
     """Partial token blocks, output groups narrower than the 64 outputs of
     a block, Hardswish and the residual; as close to the float32 result as
     oneDNN's bf16 linear layer."""
-    from interformer.apis.fast.amx_linear import AmxLinear
-    from interformer.apis.fast.ops import LinearParams, linear
+    from interformer.models.utils.amx_linear import AmxLinear
+    from interformer.models.utils.fused_ops import LinearParams, linear
     torch.manual_seed(rows)
     weight = torch.randn(outputs, features) / features**0.5
     bias = torch.randn(outputs)
@@ -365,7 +370,7 @@ def test_amx_linear_matches_float32(rows, features, outputs, act,
 
 
 def test_amx_linear_declines_what_it_does_not_take():
-    from interformer.apis.fast.amx_linear import AmxLinear
+    from interformer.models.utils.amx_linear import AmxLinear
     weight, x = torch.randn(32, 48), torch.randn(5, 48)
     # 48 input features: not a multiple of the 32-feature tile chunk
     assert AmxLinear(weight, None, torch.bfloat16)(x.bfloat16()) is None

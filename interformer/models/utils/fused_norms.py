@@ -1,7 +1,7 @@
-"""GroupNorm(1, C) on the fast path's channels-last maps.
+"""GroupNorm(1, C) on the fused routes' channels-last maps.
 
 The I-MSA neck normalises every block's input twice and each stage's output
-once with ``GroupNorm(1, C)``. :class:`FastGroupNorm` runs the C kernel
+once with ``GroupNorm(1, C)``. :class:`FusedGroupNorm` runs the C kernel
 (:mod:`.native`: two flat passes for the statistics, one for the affine)
 where it is available, else PyTorch's ``F.group_norm`` with the float32
 weights (its CPU kernel takes them with bfloat16 maps).
@@ -13,14 +13,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import native
-from .native import load_group_norm
-from .ops import channels_last, norm_params
+from .fused_ops import channels_last, norm_params
+from .kernels import native
 
-__all__ = ['FastGroupNorm']
+__all__ = ['FusedGroupNorm']
 
 
-class FastGroupNorm:
+class FusedGroupNorm:
     """``GroupNorm(1, C)`` keeping the input dtype and channels-last layout.
 
     Args:
@@ -35,13 +34,13 @@ class FastGroupNorm:
         self.dtype = dtype
         self.params: Tuple[Optional[Tensor], Optional[Tensor],
                            float] = norm_params(module)
-        self._native = load_group_norm() if dtype in (
+        self._native = native().load_group_norm() if dtype in (
             torch.float32, torch.bfloat16) else None
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> the same shape, dtype, layout."""
         if self._native is None or x.dtype != self.dtype or \
-                x.shape[0] != 1 or not native.active():
+                x.shape[0] != 1 or not native().active():
             return F.group_norm(x, 1, *self.params)
         x = channels_last(x)
         out = torch.empty_like(x, memory_format=torch.channels_last)

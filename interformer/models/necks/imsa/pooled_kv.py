@@ -1,4 +1,4 @@
-"""Pyramid-pooled keys/values of an I-MSA block for the fused attention.
+"""Pyramid-pooled keys/values of an I-MSA block on its fused route.
 
 :meth:`PoolingAttention.key_value <interformer.models.necks.imsa.
 PoolingAttention.key_value>` max-pools a key/value map to four small grids
@@ -10,9 +10,9 @@ levels share one grouped call on a canvas that stacks them along channels
 ``F.scaled_dot_product_attention`` reads, (1, heads, N, d) each.
 
 Where a C compiler is available, the tokens (GroupNorm, pools, depthwise
-convs + residuals, gather, LayerNorm) come from one call of a small C kernel
-(:mod:`.native`) instead of about a dozen operator calls; the PyTorch route
-below is the fallback and the reference.
+convs + residuals, gather, LayerNorm) come from one call of a small C
+kernel instead of about a dozen operator calls; the PyTorch route below is
+the fallback and the reference.
 
 For bfloat16 the key count is padded to a multiple of :data:`KV_PAD`: the
 bf16 attention kernel is about 30 % faster on such counts (11264 queries x
@@ -26,10 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import native
-from .amx_linear import AmxLinear
-from .native import MAX_CHANNELS, load_pyramid_tokens
-from .ops import (
+from ...utils.amx_linear import AmxLinear
+from ...utils.fused_ops import (
     ConvParams,
     LinearParams,
     channels_last,
@@ -37,6 +35,7 @@ from .ops import (
     linear,
     norm_params,
 )
+from ...utils.kernels import native
 
 __all__ = ['PooledKeyValue', 'PyramidKeyValue', 'KV_PAD']
 
@@ -60,6 +59,12 @@ class PooledKeyValue(NamedTuple):
     value: Tensor
     mask: Optional[Tensor]
     num_keys: int
+
+    def as_pair(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """(K, V) without the padded keys, in ``dtype``: the form
+        :meth:`PoolingAttention.forward` takes (same attention result)."""
+        return (self.key[:, :, :self.num_keys].to(dtype),
+                self.value[:, :, :self.num_keys].to(dtype))
 
 
 class _Grid(NamedTuple):
@@ -228,7 +233,7 @@ class PyramidKeyValue:
                              f'{tuple(kv_map.shape)}')
         grid = self._grid(*kv_map.shape[-2:])
         if self._native is not None and kv_map.dtype == self.dtype and \
-                native.active():
+                native().active():
             tokens = self._native_tokens(kv_map, grid, norm)
         else:
             tokens = self._torch_tokens(kv_map, grid, norm)
@@ -252,9 +257,9 @@ def _pointer(tensor: Optional[Tensor]) -> Optional[int]:
 def _native_kernel(attn, dtype: torch.dtype):
     """The C kernel when it covers this block (3x3 depthwise convs with
     padding 1 and stride 1, an affine LayerNorm, at most
-    :data:`~.native.MAX_CHANNELS` channels), else None."""
+    ``MAX_CHANNELS`` channels), else None."""
     if dtype not in (torch.float32, torch.bfloat16) or \
-            attn.embed_dims > MAX_CHANNELS:
+            attn.embed_dims > native().MAX_CHANNELS:
         return None
     if attn.norm.weight is None or attn.norm.bias is None:
         return None
@@ -265,7 +270,7 @@ def _native_kernel(attn, dtype: torch.dtype):
                 dconv.groups != attn.embed_dims or
                 dconv.padding_mode != 'zeros'):
             return None
-    return load_pyramid_tokens()
+    return native().load_pyramid_tokens()
 
 
 def _stacked_depthwise(dconvs, dtype: torch.dtype) -> ConvParams:

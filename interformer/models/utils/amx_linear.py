@@ -12,8 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import native
-from .native import load_linear_bf16
+from .kernels import native
 
 __all__ = ['AmxLinear']
 
@@ -44,7 +43,7 @@ class AmxLinear:
                 and self.in_features % K_CHUNK == 0
                 and self.out_features % N_TILE == 0
                 and self.in_features <= MAX_FEATURES):
-            self._kernel = load_linear_bf16()
+            self._kernel = native().load_linear_bf16()
         if self._kernel is None:
             return
         n, k = self.out_features, self.in_features
@@ -62,7 +61,7 @@ class AmxLinear:
         """x: (..., K) bf16 rows (last dim contiguous); residual: the
         output's shape. Returns (..., N) bf16, or None (not applicable)."""
         if self._kernel is None or x.dtype != torch.bfloat16 or \
-                not native.active():
+                not native().active():
             return None
         rows = x.reshape(-1, self.in_features)
         if rows.stride(1) != 1:
