@@ -23,9 +23,10 @@ from mmseg.models.decode_heads import UPerHead
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from interformer import ops as native_ops
+
 from ..utils.deployable import Deployable, DeployRefused, to_param_dtype
 from ..utils.fused_ops import ConvParams, channels_last, conv
-from ..utils.kernels import native
 
 __all__ = ['DeployableUPerHead']
 
@@ -57,7 +58,6 @@ class _FusedHead:
     bottleneck: ConvParams
     fpn_bottleneck: ConvParams
     cls: ConvParams  # float32
-    resize_kernel: Optional[object]  # the C bilinear resize, or None
 
 
 @MODELS.register_module()
@@ -97,60 +97,22 @@ class DeployableUPerHead(Deployable, UPerHead):
             # the classifier stays float32: bfloat16 logits would be
             # rounded to ~0.03 near |logit| = 8, right where the mask
             # decision is made
-            cls=ConvParams.from_conv(self.conv_seg, torch.float32),
-            # the C resize samples as align_corners=False
-            resize_kernel=None
-            if self.align_corners else native().load_bilinear_resize())
+            cls=ConvParams.from_conv(self.conv_seg, torch.float32))
 
     def _fused_resize(self,
-                x: Tensor,
-                size,
-                out: Optional[Tensor] = None,
-                accumulate: bool = False) -> Tensor:
+                      x: Tensor,
+                      size,
+                      out: Optional[Tensor] = None,
+                      accumulate: bool = False) -> Tensor:
         """Bilinear resize of a channels-last map to ``size``.
 
         Written into ``out`` when given (a channels-last map or a channel
-        slice of one), or added to it with ``accumulate``. The C kernel
-        reads ``x`` and writes ``out`` once, in float32
-        with one rounding; the PyTorch route resizes in float32 (its
-        channels-last bilinear kernel is about twice as fast in float32 as
-        in bfloat16 here, conversions included) and converts.
+        slice of one), or added to it with ``accumulate``
+        (:func:`interformer.ops.resize`: the C kernel where the dispatcher
+        takes it, else a float32 ``F.interpolate`` and a conversion).
         """
-        state = self._deploy_state
-        same_size = tuple(x.shape[-2:]) == tuple(size)
-        fits = out is None or (out.dtype == x.dtype
-                               and out.stride(1) == 1)
-        if not same_size and state.resize_kernel is not None and \
-                x.dtype == self._deploy_dtype and fits and \
-                x.shape[1] <= native().MAX_CHANNELS and native().active():
-            x = channels_last(x)
-            if out is None:
-                out = torch.empty((1, x.shape[1]) + tuple(size),
-                                  dtype=x.dtype,
-                                  memory_format=torch.channels_last)
-                accumulate = False
-            if state.resize_kernel(x.data_ptr(),
-                                   int(x.dtype == torch.bfloat16), x.shape[2],
-                                   x.shape[3], x.shape[1], x.stride(2),
-                                   x.stride(3), out.data_ptr(), out.shape[2],
-                                   out.shape[3], out.stride(2), out.stride(3),
-                                   int(accumulate)) != 0:
-                raise MemoryError('UPerHead: the resize could not allocate '
-                                  'its workspace')
-            return out
-        if same_size:
-            resized = x  # a resize to the same size is a copy
-        else:
-            resized = F.interpolate(
-                x.float(),
-                size=size,
-                mode='bilinear',
-                align_corners=self.align_corners)
-        if out is None:
-            return resized.to(x.dtype)
-        if accumulate:
-            return out.add_(resized.to(out.dtype))
-        return out.copy_(resized)
+        return native_ops.resize(x, size, out, accumulate,
+                                 self.align_corners)
 
     def _forward_deployed(self, inputs: Sequence[Tensor]) -> Tensor:
         """Neck outputs -> (1, num_classes, H/4, W/4) float32 logits."""

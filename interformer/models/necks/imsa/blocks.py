@@ -9,9 +9,11 @@ layout of the attention and linear layers, so switching costs nothing:
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three oneDNN calls instead of eight passes).
 
-In bf16, where the C kernels are available, the attention and the linear
-layers / 1x1 convs run on AMX tiles; otherwise PyTorch's fused
-``scaled_dot_product_attention`` and oneDNN run them.
+In bf16, where the dispatcher of :mod:`interformer.ops` takes them (CPUs
+with AMX-BF16), the attention is ``interformer::attention_bf16`` and the
+linear layers / 1x1 convs ``interformer::linear_bf16`` (AMX tiles);
+otherwise, and in float32, PyTorch's fused ``scaled_dot_product_attention``
+and oneDNN run them.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -21,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor
+
+from interformer import ops as native_ops
 
 from ...utils.amx_linear import AmxLinear
 from ...utils.deployable import (
@@ -39,7 +43,6 @@ from ...utils.fused_ops import (
     linear,
     linear_add,
 )
-from ...utils.kernels import native
 from .attention import KeyValue, PoolingAttention
 from .pooled_kv import PooledKeyValue, PyramidKeyValue
 
@@ -95,7 +98,7 @@ class _FusedBlock:
     mlp_in: ConvParams
     mlp_dw: ConvParams
     mlp_out: ConvParams
-    attention: Optional[object]  # the bf16 C attention kernel, or None
+    attention: bool  # try the bf16 AMX attention op (the dispatcher picks)
     amx_query: AmxLinear
     amx_proj: AmxLinear
     amx_mlp_in: AmxLinear
@@ -211,7 +214,6 @@ class PoolingBlock(Deployable, nn.Module):
         if type(self.drop_path) not in (nn.Identity, DropPath):
             raise DeployRefused(f'PoolingBlock drop_path '
                                 f'{type(self.drop_path).__name__}')
-        head_dims = attn.head_dims
         return _FusedBlock(
             norm1=FusedGroupNorm(self.norm1, dtype),
             norm_kv=FusedGroupNorm(self.norm_kv, dtype),
@@ -223,10 +225,8 @@ class PoolingBlock(Deployable, nn.Module):
             mlp_dw=ConvParams.from_conv(mlp[2], dtype, act='hardswish'),
             mlp_out=ConvParams.from_conv(mlp[4], dtype),
             # bf16 attention and small linear layers on AMX tiles where the
-            # C kernels have them (each answers None where it does not
-            # apply; float32 keeps SDPA and oneDNN)
-            attention=native().load_attention_bf16() if (
-                dtype == torch.bfloat16 and head_dims == 32) else None,
+            # dispatcher takes them (float32 keeps SDPA and oneDNN)
+            attention=dtype == torch.bfloat16,
             amx_query=AmxLinear(attn.query_proj.weight, attn.query_proj.bias,
                                 dtype),
             amx_proj=AmxLinear(attn.proj.weight, attn.proj.bias, dtype),
@@ -269,17 +269,13 @@ class PoolingBlock(Deployable, nn.Module):
 
     def _attend(self, query: Tensor, key_value: PooledKeyValue) -> Tensor:
         """Softmax attention of (1, N, C) query tokens -> (1, N, C)."""
-        attn, kernel = self.attn, self._deploy_state.attention
+        attn = self.attn
         batch, num_queries, channels = query.shape
-        if kernel is not None and query.dtype == self._deploy_dtype and \
-                native().active():
-            key, value = key_value.key, key_value.value
-            out = torch.empty_like(query)
-            if kernel(query.data_ptr(), query.stride(1), key.data_ptr(),
-                      value.data_ptr(), attn.num_heads, num_queries,
-                      key.shape[2], key_value.num_keys, attn.head_dims,
-                      attn.scale, out.data_ptr(), out.stride(1)) == 0:
-                return out
+        args = (query, key_value.key, key_value.value, key_value.num_keys,
+                attn.scale)
+        if self._deploy_state.attention and native_ops.use_native(
+                'attention_bf16', *args):
+            return torch.ops.interformer.attention_bf16(*args)
         # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
         # (1, N, heads, d) memory order, so the token view costs nothing
         query = query.view(batch, -1, attn.num_heads,

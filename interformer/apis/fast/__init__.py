@@ -1,1 +1,0 @@
-"""Being folded into the model modules (see interformer.models.deploy)."""
