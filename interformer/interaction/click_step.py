@@ -47,7 +47,7 @@ from .reference_label import CLICK_RADIUS, add_click_disk, update_by_prediction
 __all__ = [
     'DecodeFn', 'StepResult', 'click_step', 'advance_reference_label',
     'fg_margin', 'foreground', 'foreground_probability',
-    'prediction_foreground'
+    'foreground_from_logits', 'prediction_foreground'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -109,6 +109,13 @@ def foreground(margin: ArrayLike,
     if pred_thr is None:
         return margin > 0
     return foreground_probability(margin) > pred_thr
+
+
+def foreground_from_logits(logits: ArrayLike,
+                           pred_thr: Optional[float] = None) -> ArrayLike:
+    """The foreground rule on (B, 2, H, W) logits: (B, H, W) bool
+    (``foreground(fg_margin(logits), pred_thr)``; argmax by default)."""
+    return foreground(fg_margin(logits), pred_thr)
 
 
 def prediction_foreground(prediction,
