@@ -163,11 +163,16 @@ class InterFormerPredictor:
         self._require_image()
         return self._features
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: np.ndarray, features=None) -> None:
         """Encode an image once; clears the clicks.
 
         Args:
             image: (H, W, 3) uint8 RGB array.
+            features: optional encoder outputs of this image from a feature
+                store (:class:`~interformer.deploy.ImageFeatures` or a
+                feature-file path, see ``tools/encode_images.py``); the
+                backbone then does not run. Features of another model or
+                image are refused (sha256).
         """
         if not isinstance(image, np.ndarray):
             raise TypeError(f'image must be a numpy array, '
@@ -187,7 +192,10 @@ class InterFormerPredictor:
         x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
         self._ensure_deployed()
         with torch.inference_mode(), self._route():
-            feats = list(self.model.extract_image_feats(x[None]))
+            if features is None:
+                feats = list(self.model.extract_image_feats(x[None]))
+            else:
+                feats = self._stored_features(features, image, canvas)
             self._key_values = None
             if self.path == 'fast' and self._pass_key_values:
                 self._key_values = self.model.image_key_values(feats)
@@ -200,6 +208,23 @@ class InterFormerPredictor:
         self._image_shape = (height, width)
         self._canvas_shape = canvas
         self.reset()
+
+    def _stored_features(self, features, image: np.ndarray,
+                         canvas: Tuple[int, int]) -> List[torch.Tensor]:
+        """The 4 pyramid maps of a store entry, checked to be this model's
+        (weights sha256) and this image's."""
+        from ..deploy.export import weights_sha256
+        from ..deploy.feature_store import check_features
+        stamp = tuple((t.data_ptr(), t._version)
+                      for t in self.model.parameters())
+        if getattr(self, '_sha256_stamp', None) != stamp:
+            self._sha256 = weights_sha256(self.model)
+            self._sha256_stamp = stamp
+        stored = check_features(features, self._sha256, image, canvas)
+        return [
+            torch.from_numpy(stored.arrays[f'feat{i}'].astype(
+                np.float32)).to(self.device) for i in range(4)
+        ]
 
     # ----------------------------------------------------------------- clicks
     def reset(self) -> None:
