@@ -49,7 +49,8 @@ def _label_studio_bin(repo_root):
 
 def _shared_image(repo_root):
     """The first colour image found under the shared data folder."""
-    for root in (osp.join(repo_root, '..', 'shared', 'data'),
+    for root in (osp.join(repo_root, 'shared', 'data'),
+                 osp.join(repo_root, '..', 'shared', 'data'),
                  osp.join(repo_root, '..', '..', 'shared', 'data')):
         for folder, dirs, files in sorted(os.walk(root)):
             dirs.sort()
@@ -115,7 +116,7 @@ def label_studio(repo_root, tmp_path):
             if time.monotonic() > deadline:
                 pytest.fail('Label Studio did not start in time')
             try:
-                if api.call('GET', '/api/current-user')[0] == 200:
+                if api.call('GET', '/api/projects')[0] == 200:
                     break
             except (urllib.error.URLError, OSError):
                 pass
