@@ -24,6 +24,7 @@ from interformer.serving.load_test import (  # noqa: E402
     format_report,
     run_load_test,
 )
+from interformer.utils.cli import add_debug_flag, run_tool  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--precision', choices=('fp32', 'bf16'),
                         default='fp32')
     parser.add_argument('--out', help='write the report as JSON here')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     for name in ('config', 'checkpoint'):
         path = getattr(args, name)
@@ -89,4 +91,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
