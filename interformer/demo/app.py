@@ -389,10 +389,12 @@ def build_demo_app(predictor_factory: Callable[[], PredictorLike],
                    max_upload_mb: float = 10.0,
                    max_pixels: int = DEFAULT_MAX_PIXELS,
                    max_sessions: int = 8,
-                   examples_dir: str = EXAMPLES_DIR):
+                   examples_dir: str = EXAMPLES_DIR,
+                   body_timeout_s: float = 30.0):
     """An ASGI app with the demo page only (no JSON API)."""
     from interformer.serving.app import ServiceConfig, create_app
     config = ServiceConfig(max_upload_mb=max_upload_mb,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels,
+                           body_timeout_s=body_timeout_s)
     return create_app(None, config, predictor_factory,
                       max_sessions=max_sessions, examples_dir=examples_dir)
