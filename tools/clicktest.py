@@ -12,7 +12,7 @@ table (.txt), every instance's clicks and IoUs (.json) and the mIoU curve
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from interformer.datasets.click_eval import CLICK_EVAL_DATASETS
 from interformer.evaluation import (
@@ -31,6 +31,9 @@ from interformer.evaluation import (
 from interformer.evaluation.distributed import LAUNCHERS, local_device
 from interformer.evaluation.runner import dataset_display_name
 from interformer.interaction import PROTOCOL_PRESETS
+from interformer.utils.cli import add_debug_flag, run_tool
+from interformer.utils.config import load_config
+from interformer.utils.device import check_device
 
 
 def parse_args(argv=None):
@@ -72,16 +75,16 @@ def parse_args(argv=None):
         help='override config entries, key=value')
     parser.add_argument('--launcher', default='none', choices=LAUNCHERS)
     parser.add_argument('--no-progress', action='store_true')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    check_device(args.device)
     rank, _ = init_distributed(args.launcher)
     config, checkpoint = resolve_config_and_checkpoint(args.paths)
-    cfg = Config.fromfile(config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(config, args.cfg_options)
     overrides = dict(max_clicks=args.max_clicks, iou_thrs=args.iou_thrs)
     if args.no_early_stop:
         overrides['early_stop_iou'] = None
@@ -111,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

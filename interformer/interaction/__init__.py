@@ -53,6 +53,7 @@ if HAS_TORCH:
         click_step,
         fg_margin,
         foreground,
+        foreground_from_logits,
         foreground_probability,
         prediction_foreground,
     )
@@ -72,5 +73,6 @@ if HAS_TORCH:
     __all__ += [
         'StepResult', 'advance_reference_label', 'click_step', 'fg_margin',
         'foreground', 'foreground_probability', 'prediction_foreground',
-        'DEFAULT_SIMULATION_CFG', 'simulate_reference_labels'
+        'foreground_from_logits', 'DEFAULT_SIMULATION_CFG',
+        'simulate_reference_labels'
     ]

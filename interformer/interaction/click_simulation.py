@@ -39,7 +39,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .click_step import advance_reference_label, click_step, fg_margin
+from .click_step import (
+    advance_reference_label,
+    click_step,
+    fg_margin,
+    foreground_from_logits,
+)
 from .clicks import IGNORE_LABEL, Click, next_click
 from .reference_label import CLICK_RADIUS, REF_UNKNOWN
 
@@ -121,6 +126,11 @@ def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
     gt_np = gt[:, 0].detach().cpu().numpy().astype(np.int64)
     gt_np[(gt_np != 0) & (gt_np != 1)] = IGNORE_LABEL
     return gt_np
+
+
+#: (B, 2, H, W) logits -> (B, H, W) argmax foreground: the one rule of
+#: :mod:`.click_step`, under the name the device route receives it by.
+_foreground = foreground_from_logits
 
 
 def _robot_clicks(gt: np.ndarray, pred: np.ndarray, clicks: List[list],

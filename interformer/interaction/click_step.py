@@ -22,7 +22,8 @@ route, a test-time-augmented ensemble, a stand-in):
   to :func:`click_step`), the label with the new disks;
 * ``prev_fg``: the previous foreground, same shape, bool, or None at the
   first step (zoom-in models derive their ROI from it);
-* ``step``: 0-based click index;
+* ``step``: 0-based click index (an int, or one per sample for a batch of
+  objects at different clicks, passed on as given);
 * ``margin``: same shape, float: foreground minus background logit at the
   label's resolution (numpy or torch).
 
@@ -46,12 +47,13 @@ from .reference_label import CLICK_RADIUS, add_click_disk, update_by_prediction
 __all__ = [
     'DecodeFn', 'StepResult', 'click_step', 'advance_reference_label',
     'fg_margin', 'foreground', 'foreground_probability',
-    'prediction_foreground'
+    'foreground_from_logits', 'prediction_foreground'
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 ClickLike = Union[Click, Sequence]
-DecodeFn = Callable[[ArrayLike, Optional[ArrayLike], int], ArrayLike]
+Step = Union[int, Sequence[int]]
+DecodeFn = Callable[[ArrayLike, Optional[ArrayLike], Step], ArrayLike]
 
 
 @dataclass
@@ -107,6 +109,13 @@ def foreground(margin: ArrayLike,
     if pred_thr is None:
         return margin > 0
     return foreground_probability(margin) > pred_thr
+
+
+def foreground_from_logits(logits: ArrayLike,
+                           pred_thr: Optional[float] = None) -> ArrayLike:
+    """The foreground rule on (B, 2, H, W) logits: (B, H, W) bool
+    (``foreground(fg_margin(logits), pred_thr)``; argmax by default)."""
+    return foreground(fg_margin(logits), pred_thr)
 
 
 def prediction_foreground(prediction,
@@ -201,7 +210,7 @@ def click_step(decode: DecodeFn,
                ref_label: ArrayLike,
                prev_fg: Optional[ArrayLike],
                clicks,
-               step: int = 0,
+               step: Step = 0,
                pred_thr: Optional[float] = None,
                radius: int = CLICK_RADIUS) -> StepResult:
     """Update -> add the click disk(s) -> decode -> foreground.
@@ -216,7 +225,8 @@ def click_step(decode: DecodeFn,
             the first); not modified.
         prev_fg: the previous step's foreground, or None at the first step.
         clicks: see :func:`advance_reference_label`.
-        step: 0-based click index, passed to ``decode``.
+        step: 0-based click index (or one per sample), passed to
+            ``decode``.
         pred_thr: the foreground rule (:func:`foreground`); None = argmax.
         radius: click disk radius in pixels.
 

@@ -14,6 +14,7 @@ from interformer.interaction import (
     click_step,
     fg_margin,
     foreground,
+    foreground_from_logits,
     foreground_probability,
     new_reference_label,
     prediction_foreground,
@@ -103,6 +104,7 @@ def test_foreground_rule_is_one_rule():
     logits = torch.randn(2, 2, 5, 5)
     assert torch.equal(foreground(fg_margin(logits)),
                        logits.argmax(1) == 1)
+    assert torch.equal(foreground_from_logits(logits), logits.argmax(1) == 1)
     with pytest.raises(ValueError, match='B, 2, H, W'):
         fg_margin(torch.zeros(1, 3, 2, 2))
 
