@@ -23,7 +23,6 @@ import torch
 
 from . import dispatch, library
 from .attention import attention_reference
-from .group_norm import group_norm_reference
 from .linear import linear_reference
 from .patch_norm import patch_norm_reference
 from .pyramid_tokens import pyramid_tokens_reference
@@ -47,7 +46,6 @@ def _resize_route(src, dst, accumulate):
 MUTATED = {'bilinear_resize': 1, 'patch_norm': 1}
 #: Op name -> (custom op name, PyTorch reference route on the op's args).
 REFERENCE_ROUTES: Dict[str, Tuple[str, Callable]] = {
-    'group_norm': ('group_norm', group_norm_reference),
     'bilinear_resize': ('bilinear_resize_', _resize_route),
     'patch_norm': ('patch_norm_', patch_norm_reference),
     'pyramid_tokens': ('pyramid_tokens', pyramid_tokens_reference),
