@@ -26,7 +26,6 @@ from .linear import (
     pack_linear_weight,
     unpack_linear_weight,
 )
-from .patch_norm import patch_norm, patch_norm_reference
 from .pyramid_tokens import (
     MAX_CHANNELS,
     pyramid_tokens,
@@ -39,9 +38,8 @@ register_onednn_formulas()
 
 __all__ = [
     'attention_bf16', 'attention_reference', 'linear_bf16', 'linear_reference',
-    'pack_linear_weight', 'unpack_linear_weight', 'patch_norm',
-    'patch_norm_reference', 'pyramid_tokens', 'pyramid_tokens_args',
-    'pyramid_tokens_reference',
-    'resize', 'resize_reference', 'MAX_CHANNELS', 'Support', 'check',
-    'declared', 'explain', 'use_native', 'why_not', 'native_enabled'
+    'pack_linear_weight', 'unpack_linear_weight', 'pyramid_tokens',
+    'pyramid_tokens_args', 'pyramid_tokens_reference', 'resize',
+    'resize_reference', 'MAX_CHANNELS', 'Support', 'check', 'declared',
+    'explain', 'use_native', 'why_not', 'native_enabled'
 ]

@@ -24,7 +24,6 @@ import torch
 from . import dispatch, library
 from .attention import attention_reference
 from .linear import linear_reference
-from .patch_norm import patch_norm_reference
 from .pyramid_tokens import pyramid_tokens_reference
 from .resize import resize_reference
 
@@ -43,11 +42,10 @@ def _resize_route(src, dst, accumulate):
 
 #: Op name -> index of the argument the op writes in place (restored
 #: before every timed run, so every run sees the recorded values).
-MUTATED = {'bilinear_resize': 1, 'patch_norm': 1}
+MUTATED = {'bilinear_resize': 1}
 #: Op name -> (custom op name, PyTorch reference route on the op's args).
 REFERENCE_ROUTES: Dict[str, Tuple[str, Callable]] = {
     'bilinear_resize': ('bilinear_resize_', _resize_route),
-    'patch_norm': ('patch_norm_', patch_norm_reference),
     'pyramid_tokens': ('pyramid_tokens', pyramid_tokens_reference),
     'attention_bf16': ('attention_bf16', attention_reference),
     'linear_bf16': ('linear_bf16', linear_reference),

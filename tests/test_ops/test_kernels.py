@@ -161,27 +161,6 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
         **tol)
 
 
-@pytest.mark.parametrize('channels', [32, 64, 128])  # the specialised widths
-def test_native_patch_merging_equals_the_module(channels):
-    from interformer.models.necks.imsa import PatchMerging
-    torch.manual_seed(channels)
-    module = PatchMerging(channels, 2 * channels).eval()
-    with torch.no_grad():
-        module.norm.weight.uniform_(0.5, 1.5)
-        module.norm.bias.normal_()
-    x = torch.randn(1, channels, 11, 16) * 2 + 5
-    with torch.no_grad():
-        expected = module(x)
-        module.switch_to_deploy(torch.float32)
-        got = module(channels_last(x))
-        assert got.is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
-        # the PyTorch route of the same deployed module
-        module._deploy_state.kernel = False
-        torch.testing.assert_close(module(channels_last(x)), got,
-                                   atol=1e-5, rtol=1e-5)
-
-
 def _attention_inputs(heads, queries, keys):
     torch.manual_seed(heads)
     channels = heads * 32

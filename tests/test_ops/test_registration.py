@@ -29,8 +29,6 @@ def _cases():
     tokens = (x, torch.rand(32), torch.rand(32), 1e-5, True, sizes,
               torch.randn(3, 9, 32), torch.randn(3, 32), torch.rand(32) + .5,
               torch.randn(32), 1e-6, 32)
-    conv = _map(64, 6, 8)
-    patch = (x, conv, torch.randn(64), torch.randn(64), 3, 2, 1, 1e-5)
     query = torch.randn(1, 40, 64).bfloat16()
     key = torch.randn(1, 2, 48, 32).bfloat16()
     packed = ops.pack_linear_weight(torch.randn(48, 64))
@@ -38,7 +36,6 @@ def _cases():
     return [
         ('bilinear_resize', interformer.bilinear_resize_,
          (x, _map(32, 22, 32), True)),
-        ('patch_norm', interformer.patch_norm_, patch),
         ('pyramid_tokens', interformer.pyramid_tokens, tokens),
         ('attention_bf16', interformer.attention_bf16,
          (query, key, key.clone(), 40, 0.18)),
@@ -81,7 +78,6 @@ def test_fake_tensors_need_no_kernel(name):
         out = op(*fake)
     expected = {
         'bilinear_resize': None,
-        'patch_norm': None,
         'pyramid_tokens': (32, 32),
         'attention_bf16': (1, 40, 64),
         'linear_bf16': (20, 48),
@@ -91,18 +87,18 @@ def test_fake_tensors_need_no_kernel(name):
 
 @pytest.mark.parametrize(
     'name,bad,match',
-    [('patch_norm', lambda a: (a[0].contiguous(), ) + a[1:],
+    [('pyramid_tokens', lambda a: (a[0].contiguous(), ) + a[1:],
       'x: not a channels-last contiguous map'),
      ('bilinear_resize', lambda a: (a[0].half(), ) + a[1:],
       'dtype float16'),
-     ('patch_norm', lambda a: a[:2] + (torch.rand(31), ) + a[3:],
-      'row_sum: 31 elements, expected 64'),
+     ('pyramid_tokens', lambda a: (a[0], torch.rand(31)) + a[2:],
+      'gn_weight: 31 elements, expected 32'),
      ('bilinear_resize', lambda a: (a[0], _map(16, 22, 32), True),
       'dst: 16 channels, src has 32'),
      ('bilinear_resize', lambda a: (a[0], a[1].bfloat16(), True),
       'dst: dtype bfloat16, expected float32'),
-     ('patch_norm', lambda a: (a[0], _map(64, 5, 8)) + a[2:],
-      r'conv: \(5, 8\) pixels'),
+     ('bilinear_resize', lambda a: (a[0][:, :, :, :0], ) + a[1:],
+      r'src: empty map \(1, 32, 11, 0\)'),
      ('pyramid_tokens', lambda a: a[:-1] + (20, ), 'rows: 20 < 27 tokens'),
      ('pyramid_tokens', lambda a: a[:6] + (torch.randn(2, 9, 32), ) + a[7:],
       'dw_weight: 576 elements, expected 864'),
