@@ -20,11 +20,11 @@ needs_compiler = pytest.mark.skipif(
 
 
 def _resize_args():
-    """(src, dst, accumulate) of a bilinear resize (1, 16, 5, 6) -> 9x11."""
+    """(src, dst, accumulate) of a bilinear resize (1, 16, 5, 6) -> 40x48."""
     def cl(*shape):
         return torch.randn(*shape).contiguous(
             memory_format=torch.channels_last)
-    return cl(1, 16, 5, 6), cl(1, 16, 9, 11), False
+    return cl(1, 16, 5, 6), cl(1, 16, 40, 48), False
 
 
 def _resized(src, dst):
