@@ -156,3 +156,20 @@ def test_the_flop_counter_sees_the_ops():
     if 'attention_bf16' in counted:
         assert counted['attention_bf16'] == 2 * 2 * 2 * 40 * 48 * 32
         assert counted['linear_bf16'] == 2 * 20 * 64 * 48
+
+
+@needs_compiler
+def test_the_profiler_and_torch_compile_see_the_ops():
+    op, args = CASES['pyramid_tokens']
+    with torch.profiler.profile(activities=[
+            torch.profiler.ProfilerActivity.CPU
+    ]) as prof:
+        expected = op(*args)
+    names = {event.name for event in prof.events()}
+    assert 'interformer::pyramid_tokens' in names
+
+    def tokens(x):  # dynamo traces the op through its fake implementation
+        return op(x, *args[1:]) * 2
+
+    compiled = torch.compile(tokens, backend='eager', fullgraph=True)
+    torch.testing.assert_close(compiled(args[0]), expected * 2)
