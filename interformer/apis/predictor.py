@@ -33,7 +33,6 @@ import inspect
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -296,7 +295,7 @@ class InterFormerPredictor:
             prev_mask = None
         else:
             prev = self._steps[index - 1]
-            ref = _update_by_prediction(prev.ref_label, prev.mask)
+            ref = update_by_prediction(prev.ref_label, prev.mask)
             prev_mask = prev.mask
         if self._clicks[index] is not None:
             y, x, positive = self._clicks[index]
@@ -399,27 +398,3 @@ class InterFormerPredictor:
         if self._features is None:
             raise RuntimeError('no image set: call set_image(image) before '
                                'adding clicks or predicting')
-
-
-def _reference_update_table() -> np.ndarray:
-    """``update_by_prediction`` tabulated: entry ``5 * fg + code``."""
-    codes = np.arange(NUM_REF_STATES, dtype=np.uint8)
-    return np.concatenate([
-        update_by_prediction(codes, np.zeros(NUM_REF_STATES, bool)),
-        update_by_prediction(codes, np.ones(NUM_REF_STATES, bool))
-    ]).astype(np.uint8)
-
-
-_UPDATE_TABLE = _reference_update_table()
-#: the table padded to the 256 entries of a uint8 lookup table
-_UPDATE_LUT = np.zeros(256, np.uint8)
-_UPDATE_LUT[:_UPDATE_TABLE.size] = _UPDATE_TABLE
-
-
-def _update_by_prediction(ref_label: np.ndarray,
-                          mask: np.ndarray) -> np.ndarray:
-    """:func:`update_by_prediction` for uint8 codes and a bool mask, as a
-    table lookup (one pass instead of six)."""
-    index = mask.view(np.uint8) * np.uint8(NUM_REF_STATES) + ref_label
-    # cv2.LUT: one vectorised pass (np.take on uint8 indices is ~5x slower)
-    return cv2.LUT(index, _UPDATE_LUT)
