@@ -12,10 +12,10 @@ schedules are the real ones) runs, after ``warmup`` iterations:
    :data:`~.train_phases.PHASES` timed with the device synchronised at its
    boundaries (``other`` = the iteration minus the named phases: hooks, loss
    parsing, mode switches);
-2. ``iters`` plain iterations (synchronised only at their ends) with the
-   same torch seeds, hence the same click counts ``n``: their median is
-   ``iter_ms``; the phases should add up to it (the instrumentation's
-   own cost shows as the difference);
+2. interleaved with them, ``iters`` plain iterations (synchronised only at
+   their ends) with the same torch seeds, hence the same click counts
+   ``n``: their median is ``iter_ms``; the phases should add up to it (the
+   instrumentation's own cost shows as the difference);
 3. optionally two profiled iterations (``--profile DIR``).
 
 The FLOP floor is what the iteration's matrix products would cost at the
@@ -292,15 +292,15 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(device)
         timer = PhaseTimer(device)
-        records = []
-        with instrument_simulation(timer, self.segmentor):
-            for i in range(self.iters):
+        records, totals = [], []
+        for i in range(self.iters):  # interleaved: same load, same n
+            with instrument_simulation(timer, self.segmentor):
                 total = self._step(timer, self.seed + i)
-                phases = timer.reset()
-                named = {p: phases.get(p, 0.0) for p in PHASES[:-1]}
-                named['other'] = total - sum(named.values())
-                records.append(named)
-        totals = [self._step(plain, self.seed + i) for i in range(self.iters)]
+            phases = timer.reset()
+            named = {p: phases.get(p, 0.0) for p in PHASES[:-1]}
+            named['other'] = total - sum(named.values())
+            records.append(named)
+            totals.append(self._step(plain, self.seed + i))
         self.result = dict(
             iter_ms=statistics.median(totals) * 1e3,
             iter_ms_all=[t * 1e3 for t in totals],

@@ -171,7 +171,13 @@ def band_floor_table(k: float, height: int, width: int,
     if not k >= 1.0:
         raise ValueError(f'candidate band k must be >= 1, got {k!r}')
     max_sq = ((min(height, width) + 2) // 2)**2
-    return torch.from_numpy(_band_floor_np(float(k), max_sq)).to(device)
+    return _band_floor_on(float(k), max_sq, torch.device(device))
+
+
+@lru_cache(maxsize=16)
+def _band_floor_on(k: float, max_sq: int, device: torch.device) -> Tensor:
+    # one copy per device, not one per training step
+    return torch.from_numpy(_band_floor_np(k, max_sq)).to(device)
 
 
 def lemire_index(words: Tensor, count: Tensor) -> Tensor:
