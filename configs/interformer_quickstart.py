@@ -30,7 +30,10 @@
 #   protect) learns the task within the budget.
 # * length: a wall-clock budget (TimeBudgetHook) instead of 320k
 #   iterations; the poly decay is stretched to end when the time runs out.
-#   `time_budget` and the data root are set by tools/quickstart.py.
+#   `time_budget` and `data_root` are set by tools/quickstart.py; the
+#   entries that use them refer to them as '${time_budget}' /
+#   '${data_root}', resolved when the config is built (after any
+#   --cfg-options), so `--cfg-options data_root=DIR` takes effect.
 _base_ = [
     './_base_/models/interformer_debug.py', './_base_/default_runtime.py'
 ]
@@ -75,7 +78,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='COCOPanopticDataset',
-        data_root=data_root,
+        data_root='${data_root}',
         ann_file='annotations/panoptic_train2017.json',
         data_prefix=dict(
             img_path='train2017',
@@ -93,7 +96,7 @@ test_cfg = None
 # --data-root <data_root> runs the same).
 quickstart_eval = dict(
     type='SyntheticPanopticEvalDataset',
-    data_root=data_root,
+    data_root='${data_root}',
     split='val',
     min_area=300)
 
@@ -133,11 +136,18 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # tools/quickstart.py saves latest.pth itself when the time is up
-    checkpoint=None,
+    # tools/quickstart.py saves latest.pth itself when the time is up; the
+    # hook is kept (never firing) so that default_hooks.checkpoint.interval
+    # can be overridden
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        by_epoch=False,
+        interval=max_iters + 1,
+        save_last=False,
+        max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
-    dict(type='TimeBudgetHook', budget_s=time_budget, update_interval=10)
+    dict(type='TimeBudgetHook', budget_s='${time_budget}', update_interval=10)
 ]
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0, diff_rank_seed=False, deterministic=False)

@@ -2,7 +2,7 @@
 
     python tools/clicktest.py CONFIG CHECKPOINT --dataset grabcut \
         --data-root data/GrabCut [--protocol ritm|official] \
-        [--precision fp32|bf16]
+        [--precision fp32|bf16] [--tta flip,zoom_in]
 
 A lone CHECKPOINT uses the only ``*.py`` next to it as its config. Prints
 RITM's results table plus encoder s/image and decoder s/click, and writes a
@@ -12,7 +12,7 @@ table (.txt), every instance's clicks and IoUs (.json) and the mIoU curve
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from interformer.datasets.click_eval import CLICK_EVAL_DATASETS
 from interformer.evaluation import (
@@ -26,10 +26,14 @@ from interformer.evaluation import (
     run_click_test,
     save_report,
     timing_table,
+    tta_overrides,
 )
 from interformer.evaluation.distributed import LAUNCHERS, local_device
 from interformer.evaluation.runner import dataset_display_name
 from interformer.interaction import PROTOCOL_PRESETS
+from interformer.utils.cli import add_debug_flag, run_tool
+from interformer.utils.config import load_config
+from interformer.utils.device import check_device
 
 
 def parse_args(argv=None):
@@ -52,6 +56,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--no-early-stop', action='store_true',
         help='run every click (RITM --iou-analysis) for an exact mIoU curve')
+    parser.add_argument(
+        '--tta', metavar='flip,zoom_in',
+        help="RITM test-time augmentation for the ritm protocol, off by "
+        "default: 'flip', 'zoom_in' (as RITM-family published NoC) or both")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="e.g. cpu, cuda")
     parser.add_argument(
@@ -67,19 +75,20 @@ def parse_args(argv=None):
         help='override config entries, key=value')
     parser.add_argument('--launcher', default='none', choices=LAUNCHERS)
     parser.add_argument('--no-progress', action='store_true')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    check_device(args.device)
     rank, _ = init_distributed(args.launcher)
     config, checkpoint = resolve_config_and_checkpoint(args.paths)
-    cfg = Config.fromfile(config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(config, args.cfg_options)
     overrides = dict(max_clicks=args.max_clicks, iou_thrs=args.iou_thrs)
     if args.no_early_stop:
         overrides['early_stop_iou'] = None
+    overrides.update(tta_overrides(args.tta, args.protocol, args.dataset))
     protocol = get_protocol(args.protocol, **overrides)
     dataset = build_click_test_dataset(args.dataset, args.data_root,
                                        args.layout)
@@ -105,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

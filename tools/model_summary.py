@@ -8,17 +8,20 @@ import argparse
 
 from interformer.apis import init_model
 from interformer.utils import format_parameter_table
+from interformer.utils.cli import add_debug_flag, run_tool
+from interformer.utils.config import read_config
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', nargs='+', help='config file(s)')
-    args = parser.parse_args()
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
     for config in args.config:
-        model = init_model(config)
+        model = init_model(read_config(config))
         print(format_parameter_table(model, title=config))
         print()
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

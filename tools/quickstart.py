@@ -1,6 +1,7 @@
 """Quickstart: train a small InterFormer on generated data and click-test it.
 
-    python tools/quickstart.py [--time-budget 420] [--out work_dirs/quickstart]
+    python tools/quickstart.py [--time-budget 420] \
+        [--work-dir work_dirs/quickstart]
 
 Downloads nothing. Writes a procedural COCO-panoptic dataset, trains
 ``configs/interformer_quickstart.py`` through mmengine's Runner for a
@@ -22,14 +23,18 @@ from interformer.quickstart.runner import (  # noqa: E402
     DEFAULT_OUT_DIR,
     run_quickstart,
 )
+from interformer.utils.cli import add_debug_flag, run_tool  # noqa: E402
+from interformer.utils.device import check_device  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train a small InterFormer on generated data in minutes '
         'and click-test it before and after training')
-    parser.add_argument('--out', default=DEFAULT_OUT_DIR,
-                        help=f'output folder (default: {DEFAULT_OUT_DIR})')
+    parser.add_argument('--work-dir', '--out', dest='work_dir',
+                        default=DEFAULT_OUT_DIR,
+                        help=f'output folder (default: {DEFAULT_OUT_DIR}); '
+                        '--out is an alias')
     parser.add_argument('--time-budget', type=float, default=420.0,
                         help='training seconds (default: 420, which keeps '
                         'the whole run under 10 minutes on 2 CPU cores)')
@@ -41,9 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'else cpu)')
     parser.add_argument('--data-root', default=None,
                         help='generated dataset folder (default: '
-                        '<out>/data)')
+                        '<work-dir>/data)')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='quickstart config')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.time_budget <= 0:
         parser.error(f'--time-budget must be > 0, got {args.time_budget}')
@@ -55,8 +61,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.device is not None:
+        check_device(args.device)
     return run_quickstart(
-        out_dir=args.out,
+        out_dir=args.work_dir,
         time_budget=args.time_budget,
         seed=args.seed,
         num_eval_instances=args.num_eval_instances,
@@ -66,4 +74,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -22,9 +22,11 @@ from mmengine.runner import Runner
 
 import interformer  # noqa: F401  (stack fixes + registration)
 from interformer.compat import setup_cpu_distributed
+from interformer.utils.cli import UserError, add_debug_flag, run_tool
+from interformer.utils.config import load_config
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an InterFormer model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
@@ -63,7 +65,8 @@ def parse_args() -> argparse.Namespace:
         help='do not validate during training')
     # torch.distributed.launch passes --local-rank; torchrun uses the env.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -78,28 +81,25 @@ def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
             level=logging.WARNING)
         return
     if wrapper != 'OptimWrapper':
-        raise ValueError(f'--amp needs optim_wrapper.type="OptimWrapper", '
-                         f'the config has {wrapper!r}')
+        raise UserError(f'--amp needs optim_wrapper.type="OptimWrapper", '
+                        f'the config has {wrapper!r}')
     if torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
         cfg.optim_wrapper.dtype = dtype or 'float16'
     else:
         if dtype == 'float16':
-            raise ValueError('--amp-dtype float16 needs CUDA; use bfloat16 '
-                             'on CPU')
+            raise UserError('--amp-dtype float16 needs CUDA; use bfloat16 '
+                            'on CPU')
         cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 
-def main() -> None:
-    args = parse_args()
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    # overrides checked against the config, '${key}' references resolved
+    cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -124,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -69,14 +69,12 @@ def count_flops(fn: Callable[[], object]) -> int:
 
     The counter covers matrix products, convolutions and attention (a
     multiply-add is 2 FLOPs), including the fused oneDNN ops of the fast
-    path (:data:`interformer.apis.fast.FLOP_FORMULAS`); element-wise work
-    is not counted. The fast path's C kernels are suspended while
-    counting (the counter cannot see into them): their PyTorch routes do
-    the same arithmetic.
+    path and the native kernels (their formulas are registered with
+    torch's counter by :mod:`interformer.ops`); element-wise work is not
+    counted.
     """
-    from ..apis.fast import FLOP_FORMULAS, native
-    with native.suspended(), FlopCounterMode(
-            display=False, custom_mapping=FLOP_FORMULAS) as counter:
+    from .. import ops  # noqa: F401 (registers the FLOP formulas)
+    with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
 

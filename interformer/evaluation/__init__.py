@@ -38,6 +38,7 @@ from .runner import (
                          build_predictor,
                          resolve_config_and_checkpoint,
 )
+from .tta import TTAPredictor, parse_tta, tta_overrides, with_tta
 
 __all__ = [
     'Click', 'ClickProtocol', 'get_protocol', 'next_click', 'iou', 'noc',
@@ -48,5 +49,6 @@ __all__ = [
     'all_gather_objects', 'results_table', 'timing_table',
     'result_to_dict', 'save_json', 'save_report', 'plot_miou_curves',
     'build_click_test_dataset', 'build_predictor',
-    'resolve_config_and_checkpoint'
+    'resolve_config_and_checkpoint', 'TTAPredictor', 'parse_tta',
+    'tta_overrides', 'with_tta'
 ]

@@ -4,8 +4,11 @@ Per instance (:func:`evaluate_instance`, ``evaluation.md`` §6 and §11):
 ``predictor.set_image(image)`` once (the encoder, timed), then for each step
 up to ``max_clicks``: the robot user places a click from the ground truth and
 the previous mask (:func:`interformer.interaction.next_click`), the predictor
-answers (the decoder, timed), the answer is thresholded (``prob > pred_thr``,
-or the model's argmax mask when ``pred_thr`` is None) and its IoU recorded.
+answers (one :func:`~interformer.interaction.click_step.click_step`, the
+decoder, timed), the protocol's foreground rule is applied (``prob >
+pred_thr``, or the model's argmax mask when ``pred_thr`` is None:
+:func:`~interformer.interaction.click_step.prediction_foreground`) and its IoU
+recorded.
 The RITM protocol stops once the IoU reaches its target; the official one
 always runs every step and, when nothing is wrong, predicts again without a
 new click. The official protocol also clicks and scores on the model's
@@ -24,9 +27,17 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..interaction import Click, ClickProtocol, get_protocol, next_click
+from ..interaction import (
+    Click,
+    ClickProtocol,
+    get_protocol,
+    next_click,
+    pad_to_canvas,
+    prediction_foreground,
+)
 from .distributed import all_gather_objects, get_dist_info, shard_indices
 from .metrics import iou, summarize
+from .tta import with_tta
 
 __all__ = [
     'InstanceResult', 'ClickTestResult', 'evaluate_instance',
@@ -136,14 +147,6 @@ def early_stop_threshold(protocol: ClickProtocol) -> Optional[float]:
     return max([protocol.early_stop_iou, *protocol.iou_thrs])
 
 
-def _check_protocol(protocol: ClickProtocol) -> None:
-    if protocol.flip or protocol.zoom_in is not None:
-        raise NotImplementedError(
-            'the click test has no flip / zoom-in test-time transforms; '
-            f'protocol {protocol.name!r} asks for flip={protocol.flip}, '
-            f'zoom_in={protocol.zoom_in}')
-
-
 def evaluate_instance(predictor,
                       image: np.ndarray,
                       gt: np.ndarray,
@@ -156,7 +159,9 @@ def evaluate_instance(predictor,
     Args:
         predictor: an object with ``set_image``, ``add_click``, ``predict``
             and ``canvas_shape`` (:class:`interformer.apis.
-            InterFormerPredictor` or a stand-in).
+            InterFormerPredictor` or a stand-in). A protocol with ``flip``
+            or ``zoom_in`` wraps it in :class:`~interformer.evaluation.tta.
+            TTAPredictor` (RITM's test-time augmentation).
         image: (H, W, 3) uint8 RGB.
         gt: (H, W) int ground truth, 1 object / 0 background / -1 ignore.
         protocol: a protocol name, dict or :class:`ClickProtocol`.
@@ -167,17 +172,15 @@ def evaluate_instance(predictor,
         InstanceResult: ``max_clicks`` IoUs, the clicks and the timings.
     """
     protocol = get_protocol(protocol)
-    _check_protocol(protocol)
+    predictor = with_tta(predictor, protocol)
     on_canvas = protocol.iou_on_padded_canvas
     stop_iou = early_stop_threshold(protocol)
     start = time.perf_counter()
     predictor.set_image(image)
     encoder_time = time.perf_counter() - start
     gt = np.asarray(gt)
-    if on_canvas:
-        canvas = np.zeros(tuple(predictor.canvas_shape), gt.dtype)
-        canvas[:gt.shape[0], :gt.shape[1]] = gt  # padding = background
-        gt = canvas
+    if on_canvas:  # the padding is background
+        gt = pad_to_canvas(gt, predictor.canvas_shape, value=0)
     pred = np.zeros(gt.shape, bool)
     clicks: List[Click] = []
     record: List[ClickTuple] = []
@@ -199,10 +202,7 @@ def evaluate_instance(predictor,
         tic = time.perf_counter()
         answer = predictor.predict(on_canvas=on_canvas)
         decoder_times.append(time.perf_counter() - tic)
-        if protocol.pred_thr is None:
-            pred = np.asarray(answer.mask, bool)
-        else:
-            pred = np.asarray(answer.prob) > protocol.pred_thr
+        pred = prediction_foreground(answer, protocol.pred_thr)
         ious.append(float(iou(gt, pred)))
         if stop_iou is not None and ious[-1] >= stop_iou and \
                 step >= protocol.min_clicks:
@@ -244,7 +244,7 @@ def run_click_test(predictor,
         by index, on every rank.
     """
     protocol = get_protocol(protocol)
-    _check_protocol(protocol)
+    predictor = with_tta(predictor, protocol)  # built once for all
     if indices is None:
         indices = range(len(dataset))
     rank, world_size = get_dist_info()

@@ -7,10 +7,13 @@ itself to build the reference label it is trained on:
    deepest point of the object (candidate band ``first_click_k`` = 1.0).
 2. ``n`` extra iterations are drawn with ``P(n) ∝ gamma ** n`` for
    ``0 <= n <= max_num_clicks`` (the same ``n`` for the whole batch).
-3. If ``n > 0`` the backbone runs once, then ``n`` times: neck + head on
-   the current reference label -> upsample -> argmax -> update the label by
-   the prediction -> one more click (band ``extra_click_k`` = 1.7) -> write
-   its disk.
+3. If ``n > 0`` the backbone runs once, then ``n`` click steps
+   (:func:`~interformer.interaction.click_step.click_step`, the step the
+   predictor and the click test use): update the label by the previous
+   prediction -> write the new disks -> neck + head -> upsample -> argmax;
+   after each, one more robot click (band ``extra_click_k`` = 1.7). The
+   label returned is the last one updated by the prediction with the last
+   clicks' disks (not decoded: the gradient forward does that).
 
 Clicks come from :func:`interformer.interaction.clicks.next_click` with the
 ``'official'`` protocol, i.e. the very routine the click test uses. All
@@ -40,13 +43,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .clicks import IGNORE_LABEL, next_click
-from .reference_label import (
-    CLICK_RADIUS,
-    REF_UNKNOWN,
-    add_click_disk,
-    update_by_prediction,
+from .click_step import (
+    advance_reference_label,
+    click_step,
+    fg_margin,
+    foreground_from_logits,
 )
+from .clicks import IGNORE_LABEL, Click, next_click
+from .reference_label import CLICK_RADIUS, REF_UNKNOWN
 
 __all__ = [
     'DEFAULT_SIMULATION_CFG', 'sample_num_iterations', 'generator_from_torch',
@@ -133,29 +137,24 @@ def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
     return gt_np
 
 
-def _foreground(logits: Tensor) -> Tensor:
-    """(B, C, H, W) logits -> (B, H, W) bool ``argmax == 1``.
-
-    For two classes this is ``logits[:, 1] > logits[:, 0]`` (a tie goes to
-    class 0, as with argmax), one elementwise pass instead of PyTorch's
-    strided channel argmax (about 400x slower on CPU here).
-    """
-    if logits.shape[1] == 2:
-        return logits[:, 1] > logits[:, 0]
-    return logits.argmax(dim=1) == 1
+#: (B, 2, H, W) logits -> (B, H, W) argmax foreground: the one rule of
+#: :mod:`.click_step`, under the name the device route receives it by.
+_foreground = foreground_from_logits
 
 
-def _add_clicks(ref: np.ndarray, gt: np.ndarray, pred: np.ndarray,
-                clicks: List[list], rng: np.random.Generator, k: float,
-                radius: int) -> None:
-    """One robot-user click per sample, written into ``ref`` in place."""
-    for i in range(ref.shape[0]):
+def _robot_clicks(gt: np.ndarray, pred: np.ndarray, clicks: List[list],
+                  rng: np.random.Generator,
+                  k: float) -> List[Optional[Click]]:
+    """One robot-user click per sample (None where nothing is wrong); each
+    is appended to its sample's history ``clicks[i]``."""
+    new = []
+    for i in range(gt.shape[0]):
         click = next_click(
             gt[i], pred[i], clicks[i], protocol=CLICK_PROTOCOL, rng=rng, k=k)
-        if click is None:  # both error maps empty: no click this step
-            continue
-        clicks[i].append(click)
-        add_click_disk(ref[i], click.y, click.x, click.is_positive, radius)
+        if click is not None:
+            clicks[i].append(click)
+        new.append(click)
+    return new
 
 
 def simulate_reference_labels(
@@ -199,10 +198,10 @@ def simulate_reference_labels(
     num_iters = sample_num_iterations(rng, cfg['max_num_clicks'], cfg['gamma'])
 
     ref = np.full((batch, height, width), REF_UNKNOWN, dtype=np.uint8)
-    clicks: List[list] = [[] for _ in range(batch)]
-    pred = np.zeros((batch, height, width), dtype=bool)
-    _add_clicks(ref, gt_np, pred, clicks, rng, cfg['first_click_k'],
-                cfg['inner_radius'])
+    history: List[list] = [[] for _ in range(batch)]
+    fg = None
+    new_clicks = _robot_clicks(gt_np, np.zeros_like(ref, bool), history, rng,
+                               cfg['first_click_k'])
 
     if num_iters > 0:
         was_training = segmentor.training
@@ -210,14 +209,20 @@ def simulate_reference_labels(
         try:
             with torch.no_grad():
                 feats = segmentor.extract_image_feats(inputs)
-                for _ in range(num_iters):
-                    ref_t = torch.from_numpy(ref).to(inputs.device)[:, None]
-                    logits = segmentor.decode_clicks(feats, ref_t)
-                    logits = segmentor.upsample_logits(logits, (height, width))
-                    pred = _foreground(logits).cpu().numpy()
-                    ref = update_by_prediction(ref, pred)
-                    _add_clicks(ref, gt_np, pred, clicks, rng,
-                                cfg['extra_click_k'], cfg['inner_radius'])
+
+                def decode(ref_np, prev_fg, step):
+                    ref_t = torch.from_numpy(ref_np).to(inputs.device)
+                    logits = segmentor.decode_clicks(feats, ref_t[:, None])
+                    return fg_margin(
+                        segmentor.upsample_logits(logits, (height, width)))
+
+                for step in range(num_iters):
+                    out = click_step(decode, ref, fg, new_clicks, step,
+                                     radius=cfg['inner_radius'])
+                    ref, fg = out.ref_label, out.foreground
+                    new_clicks = _robot_clicks(gt_np, fg, history, rng,
+                                               cfg['extra_click_k'])
         finally:
             segmentor.train(was_training)
+    ref = advance_reference_label(ref, fg, new_clicks, cfg['inner_radius'])
     return torch.from_numpy(ref)[:, None].to(inputs.device)

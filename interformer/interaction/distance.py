@@ -47,8 +47,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from .geometry import Box
+
 __all__ = [
-    'padded_distance_transform', 'bbox_distance_transform', 'mask_bbox',
+    'padded_distance_transform', 'bbox_distance_transform',
     'squared_distance', 'MAX_FLOAT32_DISTANCE'
 ]
 
@@ -85,43 +87,28 @@ def padded_distance_transform(mask: np.ndarray) -> np.ndarray:
     return dist[1:-1, 1:-1]
 
 
-def mask_bbox(mask: np.ndarray) -> Optional[Tuple[int, int, int, int]]:
-    """Inclusive bounding box ``(y0, y1, x0, x1)`` of a 2-D mask.
-
-    Returns:
-        tuple | None: ``(y0, y1, x0, x1)`` with both ends inclusive, or None
-        for an empty mask.
-    """
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-
-
 def bbox_distance_transform(
         mask: np.ndarray) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
     """The padded DT restricted to the bounding box of the mask.
 
     The squared distances equal those of ``padded_distance_transform(mask)
-    [y0:y1 + 1, x0:x1 + 1]`` (see the module docstring for the proof); every
-    value outside the box is 0.
+    [box.slices]`` for ``box = Box.from_mask(mask)`` (see the module
+    docstring for the proof); every value outside the box is 0.
 
     Args:
         mask (np.ndarray): (H, W) bool (or 0/1) error mask.
 
     Returns:
         tuple | None: ``(dist, (y0, x0))`` where ``dist`` is the DT of the
-        box, shape ``(y1 - y0 + 1, x1 - x0 + 1)``: float32 from OpenCV, or
+        box, shape ``(box.height, box.width)``: float32 from OpenCV, or
         exact float64 when the box's shorter side exceeds
         ``2 * MAX_FLOAT32_DISTANCE``; ``(y0, x0)`` is its top-left corner in
         image pixels. None if the mask is empty.
     """
-    bbox = mask_bbox(mask)
-    if bbox is None:
+    box = Box.from_mask(np.asarray(mask))
+    if box is None:
         return None
-    y0, y1, x0, x1 = bbox
-    crop = _as_uint8(mask[y0:y1 + 1, x0:x1 + 1])
+    crop = _as_uint8(mask[box.slices])
     padded = cv2.copyMakeBorder(np.ascontiguousarray(crop),
                                 1,
                                 1,
@@ -134,7 +121,7 @@ def bbox_distance_transform(
         dist = cv2.distanceTransform(padded, cv2.DIST_L2, _DIST_MASK)
     else:
         dist = ndimage.distance_transform_edt(padded)
-    return dist[1:-1, 1:-1], (y0, x0)
+    return dist[1:-1, 1:-1], (box.y0, box.x0)
 
 
 def squared_distance(value: float) -> int:

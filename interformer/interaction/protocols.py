@@ -74,11 +74,12 @@ class ClickProtocol:
             click at (0, 0); ``'none'`` returns no click (official).
             Default: ``'first_pixel'``.
         flip (bool): horizontal-flip test-time augmentation (logit average,
-            as RITM's predictor). Off in both presets; RITM's own published
-            numbers used it. Default: False.
-        zoom_in (dict | None): RITM ZoomIn settings (see
-            :mod:`interformer.evaluation.ritm_transforms`), or None for no
-            zoom. Default: None.
+            as RITM's predictor; :mod:`interformer.evaluation.tta`). Off in
+            both presets (``tools/clicktest.py --tta flip``). Default: False.
+        zoom_in (dict | None): RITM ZoomIn settings (the keyword arguments
+            of :class:`interformer.evaluation.ritm_transforms.RitmZoomIn`;
+            RITM-family published NoC numbers use it: ``--tta zoom_in``),
+            or None for no zoom. Default: None.
     """
     name: str = 'ritm'
     max_clicks: int = 20

@@ -31,7 +31,8 @@ from .backbones.flexible_pos import resize_pos_embed_bicubic
 __all__ = [
     'ConversionReport', 'load_checkpoint_file', 'unwrap_state_dict',
     'is_mae_pretrain', 'convert_mae_pretrain', 'convert_official_interformer',
-    'check_state_dict', 'load_mae_backbone_state', 'save_checkpoint_atomic'
+    'check_state_dict', 'load_mae_backbone_state', 'save_checkpoint_atomic',
+    'is_mae_provided'
 ]
 
 MAE_TRAIN_GRID = (32, 32)
@@ -51,6 +52,13 @@ _MAE_BLOCK_RENAMES = (
     ('ls2.gamma', 'gamma_2'),
 )
 StateDict = Dict[str, Tensor]
+# Backbone keys that a complete MAE release file provides (after the
+# renames above); every other backbone key (relative-position bias, layer
+# scale, SimpleFPN) is learned from its init.
+_MAE_PROVIDED = re.compile(
+    r'^(cls_token|pos_embed|patch_embed\.projection\.(weight|bias)|'
+    r'layers\.\d+\.(ln1|ln2|attn\.qkv|attn\.proj|ffn\.layers\.0\.0|'
+    r'ffn\.layers\.1)\.(weight|bias))$')
 
 
 @dataclass
@@ -128,6 +136,12 @@ def unwrap_state_dict(ckpt: Mapping) -> StateDict:
         raise ValueError('the checkpoint holds no tensors (expected a state '
                          "dict, optionally under 'state_dict' or 'model')")
     return out
+
+
+def is_mae_provided(key: str) -> bool:
+    """Whether a backbone key (no ``backbone.`` prefix) is one a complete
+    MAE pretraining file provides (vs. one learned from its init)."""
+    return _MAE_PROVIDED.match(key) is not None
 
 
 def is_mae_pretrain(state: Mapping) -> bool:
@@ -279,10 +293,18 @@ def load_mae_backbone_state(path: str,
     return state
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint_atomic(obj: dict, path: str) -> None:
     """``torch.save`` to a temp file in the target folder, then rename.
 
-    A crash mid-write never leaves a truncated file at ``path``.
+    A crash mid-write never leaves a truncated file at ``path``. The file
+    gets the mode a plain ``open(path, 'wb')`` would give it (0666 minus
+    the umask), not ``mkstemp``'s private 0600.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -291,6 +313,7 @@ def save_checkpoint_atomic(obj: dict, path: str) -> None:
     try:
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

@@ -38,6 +38,7 @@ from ..evaluation import (
     run_click_test,
     save_json,
 )
+from ..utils.config import read_config, resolve_references
 from .hooks import TimeBudgetHook
 from .synthetic import DEFAULT_SIZE_RANGE, generate_dataset, is_complete
 
@@ -79,20 +80,13 @@ def build_config(config: str, out_dir: str, data_root: str,
         time_budget: training seconds.
         seed: the Runner's seed.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'quickstart config not found: {config}')
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     cfg.work_dir = out_dir
+    # The config's '${data_root}' / '${time_budget}' entries take these.
     cfg.data_root = data_root
     cfg.time_budget = float(time_budget)
-    cfg.train_dataloader.dataset.data_root = data_root
-    cfg.quickstart_eval.data_root = data_root
+    resolve_references(cfg)
     cfg.randomness = dict(cfg.get('randomness', {}), seed=int(seed))
-    hooks = [h for h in cfg.get('custom_hooks', [])
-             if h.get('type') != 'TimeBudgetHook']
-    cfg.custom_hooks = hooks + [
-        dict(type='TimeBudgetHook', budget_s=float(time_budget))
-    ]
     # Keep the console to the progress bars; the losses still go to
     # <work_dir>/<timestamp>/vis_data/scalars.json.
     cfg.log_level = 'WARNING'

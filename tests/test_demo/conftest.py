@@ -6,15 +6,13 @@ disks, minus the negative disks. It is deterministic, fast, and reacts to
 clicks like a real model, so the session, server and page can be tested
 through the real ``InterFormerPredictor``.
 """
-import threading
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from interformer.apis import InterFormerPredictor
-from interformer.demo import DemoServer
+from interformer.demo.app import build_demo_app
 from interformer.interaction import REF_DEFINITE_BG, REF_DEFINITE_FG
 
 COLOR_TOLERANCE = 0.6  # in ImageNet-normalised units
@@ -73,22 +71,17 @@ def image():
 
 @pytest.fixture
 def running_server():
-    """Start a DemoServer on a free port in a thread; yields a starter."""
+    """Serve the demo app (uvicorn) on a free port in a thread; yields a
+    starter returning the server (``.url``)."""
+    from interformer.serving.launch import ServerThread
     servers = []
 
     def start(predictor_factory=lambda: InterFormerPredictor(
             ColorSegmentor()), **kwargs):
-        server = DemoServer(predictor_factory, host='127.0.0.1', port=0,
-                            **kwargs)
-        thread = threading.Thread(target=server.serve_forever,
-                                  kwargs={'poll_interval': 0.05},
-                                  daemon=True)
-        thread.start()
-        servers.append((server, thread))
+        server = ServerThread(build_demo_app(predictor_factory, **kwargs))
+        servers.append(server.start())
         return server
 
     yield start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    for server in servers:
+        server.stop()

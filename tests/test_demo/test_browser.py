@@ -70,8 +70,14 @@ def test_demo_page_in_chromium(running_server, predictor_factory, repo_root,
             page = browser.new_page(viewport={'width': 1000, 'height': 800},
                                     accept_downloads=True)
             page.set_default_timeout(TIMEOUT_MS)
+            console_errors = []
+            page.on('console', lambda msg: console_errors.append(msg.text)
+                    if msg.type == 'error' else None)
+            page.on('pageerror', lambda err: console_errors.append(str(err)))
             page.goto(server.url)
             page.wait_for_selector('body[data-ready="true"]')
+            # a fresh page loads without a failed request or a JS error
+            assert console_errors == [], console_errors
             assert 'shapes.png' in page.inner_text('#example-select')
 
             # a non-image is rejected with the server's message
@@ -81,6 +87,9 @@ def test_demo_page_in_chromium(running_server, predictor_factory, repo_root,
             page.wait_for_selector('#error:not([hidden])')
             assert 'not an image' in page.inner_text('#error')
             assert page.is_hidden('#canvas')
+            # the browser logs the refused upload's 400, nothing else
+            assert len(console_errors) == 1 and '400' in console_errors[0]
+            console_errors.clear()
 
             # upload, then a positive click in the disk
             page.set_input_files('#file-input', image_path)
@@ -134,6 +143,7 @@ def test_demo_page_in_chromium(running_server, predictor_factory, repo_root,
                 'buffer': bytes(11 * 2**20)}])
             page.wait_for_selector('#error:not([hidden])')
             assert 'the limit is 10 MB' in page.inner_text('#error')
+            assert console_errors == [], console_errors
         finally:
             browser.close()
 

@@ -27,12 +27,15 @@ def test_defaults(demo_tool):
 
 
 def test_missing_quickstart_model_says_what_to_do(demo_tool, tmp_path,
-                                                  monkeypatch):
+                                                  monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
         demo_tool.main([])
-    assert 'python tools/quickstart.py' in str(info.value.code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'error:' in err and 'python tools/quickstart.py' in err
+    assert 'Traceback' not in err
     with pytest.raises(SystemExit) as info:
         demo_tool.main(['nope.py', 'nope.pth'])
-    message = str(info.value.code)
-    assert 'nope.py' in message and 'quickstart' not in message
+    err = capsys.readouterr().err
+    assert 'nope.py' in err and 'quickstart' not in err

@@ -1,4 +1,4 @@
-"""DemoServer over HTTP (urllib) with the colour stand-in segmentor."""
+"""The demo app over HTTP (urllib) with the colour stand-in segmentor."""
 import http.cookiejar
 import json
 import urllib.error
@@ -155,3 +155,26 @@ def test_examples(client):
     assert (state['width'], state['height']) == (320, 240)
     status, state = client.post('/api/example', {'name': '../server.py'})
     assert status == 404 and 'no such example' in state['error']
+
+
+def test_fifty_concurrent_clicks_on_one_session_all_answered(
+        running_server, image):
+    """A burst of 50 clicks: every connection gets its answer (the old
+    standard-library server's listen backlog of 5 dropped some)."""
+    import concurrent.futures
+    client = Client(running_server())
+    assert client.upload(encode_png(image))[0] == 200
+
+    def click(i):
+        return client.post('/api/click', {'y': 20 + i % 20, 'x': 20,
+                                          'positive': True})[0]
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(click, range(50)))
+    assert statuses == [200] * 50
+    _, state = client.post('/api/undo')
+    assert state['num_clicks'] == 49  # all 50 clicks were applied
+
+
+def test_state_without_image_is_not_an_error(client):
+    status, _, body = client.request('/api/state')
+    assert status == 200 and json.loads(body) == {'has_image': False}

@@ -123,3 +123,55 @@ def test_atomic_write_text_keeps_old_content_on_failure(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['last_checkpoint']
     atomic_write_text(str(path), 'new')
     assert path.read_text() == 'new'
+
+
+def _kill_before_pointer(monkeypatch, crash_iter):
+    """Kill after iter_N.pth is renamed into place, before last_checkpoint
+    names it."""
+    import interformer.engine.hooks.atomic_checkpoint_hook as hook_module
+    real = hook_module.atomic_write_text
+
+    def dying_write(path, text):
+        if text.endswith(f'iter_{crash_iter}.pth'):
+            raise KeyboardInterrupt('killed before last_checkpoint')
+        return real(path, text)
+
+    monkeypatch.setattr(hook_module, 'atomic_write_text', dying_write)
+
+
+@pytest.mark.parametrize('crash_iter', [1, 2])
+def test_resume_finds_checkpoint_that_last_checkpoint_misses(
+        tmp_path, monkeypatch, crash_iter):
+    work_dir = tmp_path / f'pointer{crash_iter}'
+    _kill_before_pointer(monkeypatch, crash_iter)
+    with pytest.raises(KeyboardInterrupt):
+        _runner(work_dir, 3, AtomicCheckpointHook).train()
+    assert osp.isfile(work_dir / f'iter_{crash_iter}.pth')
+    monkeypatch.undo()
+    runner = _runner(work_dir, 3, AtomicCheckpointHook, resume=True)
+    resumed_at = []
+
+    class Probe(runner_module.Hook):
+
+        def before_train(self, runner):
+            resumed_at.append(runner.iter)
+
+    runner.register_hook(Probe())
+    runner.train()
+    assert resumed_at == [crash_iter]
+    assert _last(work_dir) == str(work_dir / 'iter_3.pth')
+
+
+def test_stale_tmp_files_are_removed_and_truncated_files_skipped(tmp_path):
+    from interformer.engine import find_resume_checkpoint
+    work_dir = tmp_path / 'stale'
+    _runner(work_dir, 2, AtomicCheckpointHook).train()
+    # a kill mid-write of a later run: a temp file and a truncated iter_5
+    (work_dir / '.iter_5.pth.4242.tmp').write_bytes(b'\x80\x02partial')
+    (work_dir / 'iter_5.pth').write_bytes(b'PK\x03\x04partial')
+    assert find_resume_checkpoint(str(work_dir)) == str(
+        work_dir / 'iter_2.pth')
+    runner = _runner(work_dir, 3, AtomicCheckpointHook, resume=True)
+    runner.train()
+    assert runner.iter == 3
+    assert not [f for f in os.listdir(work_dir) if f.endswith('.tmp')]

@@ -166,12 +166,16 @@ def test_shards_recombine_into_the_single_process_result():
         shard_indices(range(5), 2, 2)
 
 
-def test_flip_and_zoom_are_refused():
+def test_tta_needs_a_decoder_and_the_image_protocol():
     gt = _square()
-    with pytest.raises(NotImplementedError, match='flip'):
-        evaluate_instance(DiskPredictor(), np.zeros((*gt.shape, 3),
-                                                    np.uint8), gt,
+    image = np.zeros((*gt.shape, 3), np.uint8)
+    # flip / zoom-in re-decode views: a stand-in without decode_logits
+    with pytest.raises(TypeError, match='decode_logits'):
+        evaluate_instance(DiskPredictor(), image, gt,
                           get_protocol('ritm', flip=True))
+    with pytest.raises(ValueError, match='padded canvas'):
+        evaluate_instance(DiskPredictor(), image, gt,
+                          get_protocol('official', flip=True))
 
 
 # --------------------------------------------- the real predictor's split

@@ -8,10 +8,10 @@ from scipy import ndimage
 from interformer.interaction import distance
 from interformer.interaction.distance import (
     bbox_distance_transform,
-    mask_bbox,
     padded_distance_transform,
     squared_distance,
 )
+from interformer.interaction.geometry import Box
 
 
 def test_padding_matters_tv1():
@@ -74,23 +74,23 @@ def test_bbox_dt_equals_full_dt_on_random_masks():
         full = padded_distance_transform(mask)
         result = bbox_distance_transform(mask)
         if not mask.any():
-            assert result is None and mask_bbox(mask) is None
+            assert result is None and Box.from_mask(mask) is None
             continue
         dist, (y0, x0) = result
-        y0_, y1, x0_, x1 = mask_bbox(mask)
-        assert (y0, x0) == (y0_, x0_)
-        assert dist.shape == (y1 - y0 + 1, x1 - x0 + 1)
-        window = full[y0:y1 + 1, x0:x1 + 1]
+        box = Box.from_mask(mask)
+        assert (y0, x0) == (box.y0, box.x0)
+        assert dist.shape == (box.height, box.width)
+        window = full[box.slices]
         exact = _exact_sq(mask)
         # Integer squared distances: identical to the full image and to an
         # independent exact EDT; the float32 values within OpenCV's 1 ulp.
         sq = np.rint(dist.astype(np.float64)**2)
         np.testing.assert_array_equal(sq, np.rint(window.astype(float)**2))
-        np.testing.assert_array_equal(sq, exact[y0:y1 + 1, x0:x1 + 1])
+        np.testing.assert_array_equal(sq, exact[box.slices])
         assert _ulps(dist, window) <= 1
         assert squared_distance(dist.max()) == exact.max()
         outside = full.copy()
-        outside[y0:y1 + 1, x0:x1 + 1] = 0
+        outside[box.slices] = 0
         assert not outside.any()
         checked += 1
     assert checked > 550

@@ -13,7 +13,6 @@ Example::
         --config configs/interformer_light_coco_lvis_320k.py
 """
 import argparse
-import sys
 from typing import List, Optional
 
 import torch
@@ -25,6 +24,8 @@ from interformer.models.converters import (
     load_checkpoint_file,
     save_checkpoint_atomic,
 )
+from interformer.utils.cli import UserError, add_debug_flag, run_tool
+from interformer.utils.config import read_config
 
 MAX_LISTED = 10
 
@@ -40,7 +41,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--strict',
         action='store_true',
         help='fail on missing or unexpected keys (needs --config)')
-    return parser.parse_args(argv)
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    if args.strict and not args.config:
+        parser.error('--strict needs --config')
+    return args
 
 
 def build_model(config_path: str) -> torch.nn.Module:
@@ -50,11 +55,10 @@ def build_model(config_path: str) -> torch.nn.Module:
     Python numbers from tensors at build time fail there, so the model is
     then built on the CPU instead (no weights are initialised or loaded).
     """
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    cfg = Config.fromfile(config_path)
+    cfg = read_config(config_path)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     try:
         with torch.device('meta'):
@@ -71,18 +75,11 @@ def _listed(keys: List[str]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    if args.strict and not args.config:
-        print('error: --strict needs --config', file=sys.stderr)
-        return 2
     renames = []
-    try:
-        state = convert_official_interformer(
-            load_checkpoint_file(args.src), renames=renames)
-        report = check_state_dict(state, build_model(
-            args.config)) if args.config else None
-    except (FileNotFoundError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
+    state = convert_official_interformer(
+        load_checkpoint_file(args.src), renames=renames)
+    report = check_state_dict(state, build_model(
+        args.config)) if args.config else None
     print(f'{args.src}: {len(state)} tensors, {len(renames)} renamed')
     for old, new in renames[:MAX_LISTED]:
         print(f'  {old} -> {new}')
@@ -95,10 +92,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if report.unexpected:
             print('unexpected: ' + _listed(report.unexpected))
         if args.strict and (report.missing or report.unexpected):
-            print(
-                'error: keys differ from the model (--strict)',
-                file=sys.stderr)
-            return 1
+            raise UserError(f'{args.src}: keys differ from the model of '
+                            f'{args.config} (--strict)')
     save_checkpoint_atomic(
         dict(state_dict=state, meta=dict(converted_from=args.src)), args.dst)
     print(f'saved {args.dst}')
@@ -106,4 +101,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -18,8 +18,8 @@ A fused copy of the segmentor, built from its weights when an image is set
   the click embedding is one table lookup at stride 4, PatchMerging is one
   strided conv;
 * :mod:`.ops`: the fused primitives (per-click layers keep their weights
-  pre-packed by oneDNN per input shape), and FLOP formulas so torch's FLOP
-  counter sees them.
+  pre-packed by oneDNN per input shape; their FLOP formulas are registered
+  with torch's counter by :mod:`interformer.ops`).
 
 In float32 the results equal the reference path (the model's own modules)
 to 1e-4 on the logits; ``precision='bf16'`` runs the same graph in
@@ -33,10 +33,10 @@ from .decoder import WORKING_DTYPES, DecoderCache, FastClickDecoder
 from .encoder import FastMAEEncoder
 from .head import FastUPerHead
 from .neck import FastIMSA, FastPoolingBlock, embed_reference_label
-from .ops import FLOP_FORMULAS, onednn_available
+from .ops import onednn_available
 
 __all__ = [
     'build_fast_path', 'FastMAEEncoder', 'FastClickDecoder', 'DecoderCache',
     'WORKING_DTYPES', 'FastIMSA', 'FastPoolingBlock', 'FastUPerHead',
-    'embed_reference_label', 'FLOP_FORMULAS', 'onednn_available'
+    'embed_reference_label', 'onednn_available'
 ]

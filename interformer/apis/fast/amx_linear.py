@@ -1,29 +1,27 @@
-"""Small bfloat16 linear layers on AMX tiles (the C kernel ``linear.c``).
+"""Small bfloat16 linear layers on AMX tiles (``interformer::linear_bf16``).
 
 In the decoder, a oneDNN call for a projection or 1x1 convolution of a few
 hundred tokens costs far more than its arithmetic (over 100 us against a
 few us of AMX work). :class:`AmxLinear` packs the weight once into the tile
 layout and runs ``act(x W^T + b) [+ residual]`` in one C call. It answers
-``None`` where it does not apply (float32, no AMX-BF16, kernels suspended,
-unsupported shapes); the caller then keeps its oneDNN route.
+``None`` where it does not apply (float32, no AMX-BF16, unsupported
+shapes: :func:`interformer.ops.explain` says why); the caller then keeps
+its oneDNN route.
 """
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from . import native
-from .native import load_linear_bf16
+from ... import ops as native_ops
+from ...ops.linear import ACTIVATIONS, pack_linear_weight
 
 __all__ = ['AmxLinear']
 
-_ACTIVATIONS = {'none': 0, 'hardswish': 1}
-#: The kernel's tile sizes: input features per product, outputs per tile.
-K_CHUNK, N_TILE, MAX_FEATURES = 32, 16, 1024
-
 
 class AmxLinear:
-    """``act(x W^T + b) [+ residual]`` for bf16 token rows.
+    """``act(x W^T + b) [+ residual]`` for bf16 token rows
+    (``interformer::linear_bf16``).
 
     Args:
         weight: (N, K) or a 1x1 conv weight (N, K, 1, 1).
@@ -39,48 +37,28 @@ class AmxLinear:
                  act: str = 'none') -> None:
         weight = weight.detach().float().reshape(weight.shape[0], -1)
         self.out_features, self.in_features = weight.shape
-        self._kernel = None
-        if (dtype == torch.bfloat16 and act in _ACTIVATIONS
-                and self.in_features % K_CHUNK == 0
-                and self.out_features % N_TILE == 0
-                and self.in_features <= MAX_FEATURES):
-            self._kernel = load_linear_bf16()
-        if self._kernel is None:
-            return
-        n, k = self.out_features, self.in_features
-        # packed[kc][nb][r][l][e] = W[16 nb + l][32 kc + 2 r + e]
-        self._packed = weight.to(torch.bfloat16).view(
-            n // N_TILE, N_TILE, k // K_CHUNK, K_CHUNK // 2,
-            2).permute(2, 0, 3, 1, 4).contiguous()
+        self._packed = None
+        self._act = act
         self._bias = None if bias is None else \
             bias.detach().float().contiguous()
-        self._act = _ACTIVATIONS[act]
+        if dtype == torch.bfloat16 and act in ACTIVATIONS:
+            try:
+                self._packed = pack_linear_weight(weight)
+            except ValueError:  # not a multiple of the tiles
+                self._packed = None
 
     def __call__(self,
                  x: Tensor,
                  residual: Optional[Tensor] = None) -> Optional[Tensor]:
         """x: (..., K) bf16 rows (last dim contiguous); residual: the
-        output's shape. Returns (..., N) bf16, or None (not applicable)."""
-        if self._kernel is None or x.dtype != torch.bfloat16 or \
-                not native.active():
+        output's shape. Returns (..., N) bf16, or None where the kernel
+        does not take the call (the dispatcher says why)."""
+        if self._packed is None or x.dtype != torch.bfloat16:
             return None
         rows = x.reshape(-1, self.in_features)
-        if rows.stride(1) != 1:
-            return None
-        out = torch.empty(rows.shape[0],
-                          self.out_features,
-                          dtype=torch.bfloat16)
-        res = None
-        if residual is not None:
-            res = residual.reshape(-1, self.out_features)
-            if res.dtype != torch.bfloat16 or res.stride(1) != 1:
-                return None
-        if self._kernel(rows.data_ptr(), rows.stride(0), rows.shape[0],
-                        self.in_features, self._packed.data_ptr(),
-                        self.out_features,
-                        None if self._bias is None else self._bias.data_ptr(),
-                        self._act, None if res is None else res.data_ptr(),
-                        0 if res is None else res.stride(0), out.data_ptr(),
-                        out.stride(0)) != 0:
-            return None
-        return out.view(*x.shape[:-1], self.out_features)
+        res = None if residual is None else residual.reshape(
+            -1, self.out_features)
+        out = native_ops.linear_bf16(rows, self._packed, self._bias,
+                                     self._act, res)
+        return None if out is None else out.view(*x.shape[:-1],
+                                                 self.out_features)

@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads import UPerHead
 from torch import Tensor
 
-from . import native
-from .native import MAX_CHANNELS, load_bilinear_resize
-from .ops import ConvParams, channels_last, conv
+from ... import ops as native_ops
+from .ops import ConvParams, conv
 
 __all__ = ['FastUPerHead']
 
@@ -69,9 +68,6 @@ class FastUPerHead:
         # the classifier stays float32: bfloat16 logits would be rounded to
         # ~0.03 near |logit| = 8, right where the mask decision is made
         self.cls = ConvParams.from_conv(head.conv_seg, torch.float32)
-        # the C resize (native/bilinear.c) samples as align_corners=False
-        self._native_resize = None if self.align_corners else \
-            load_bilinear_resize()
 
     def _resize(self,
                 x: Tensor,
@@ -81,46 +77,12 @@ class FastUPerHead:
         """Bilinear resize of a channels-last map to ``size``.
 
         Written into ``out`` when given (a channels-last map or a channel
-        slice of one), or added to it with ``accumulate``. The C kernel
-        (:mod:`.native`) reads ``x`` and writes ``out`` once, in float32
-        with one rounding; the PyTorch route resizes in float32 (its
-        channels-last bilinear kernel is about twice as fast in float32 as
-        in bfloat16 here, conversions included) and converts.
+        slice of one), or added to it with ``accumulate``
+        (:func:`interformer.ops.resize`: the C kernel where the dispatcher
+        takes it, else a float32 ``F.interpolate`` and a conversion).
         """
-        same_size = tuple(x.shape[-2:]) == tuple(size)
-        if not same_size and self._native_resize is not None and \
-                x.dtype == self.dtype and (
-                out is None or out.dtype == x.dtype) and x.shape[1] <= \
-                MAX_CHANNELS and (out is None or out.stride(1) == 1) and \
-                native.active():
-            x = channels_last(x)
-            if out is None:
-                out = torch.empty((1, x.shape[1]) + tuple(size),
-                                  dtype=x.dtype,
-                                  memory_format=torch.channels_last)
-                accumulate = False
-            if self._native_resize(x.data_ptr(),
-                                   int(x.dtype == torch.bfloat16), x.shape[2],
-                                   x.shape[3], x.shape[1], x.stride(2),
-                                   x.stride(3), out.data_ptr(), out.shape[2],
-                                   out.shape[3], out.stride(2), out.stride(3),
-                                   int(accumulate)) != 0:
-                raise MemoryError('fast head: the resize could not allocate '
-                                  'its workspace')
-            return out
-        if same_size:
-            resized = x  # a resize to the same size is a copy
-        else:
-            resized = F.interpolate(
-                x.float(),
-                size=size,
-                mode='bilinear',
-                align_corners=self.align_corners)
-        if out is None:
-            return resized.to(x.dtype)
-        if accumulate:
-            return out.add_(resized.to(out.dtype))
-        return out.copy_(resized)
+        return native_ops.resize(x, size, out, accumulate,
+                                 self.align_corners)
 
     def __call__(self, inputs: Sequence[Tensor]) -> Tensor:
         """Channels-last neck outputs -> (1, num_classes, H/4, W/4) float32

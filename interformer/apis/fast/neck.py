@@ -10,12 +10,12 @@ switching between the two costs nothing. Per block:
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three calls instead of eight passes).
 
-In bf16, where the C kernels of :mod:`.native` are available, the
-attention is ``attention.c`` and the linear layers and 1x1 convs are
-``linear.c`` (AMX tiles); otherwise, in float32, and while the kernels are
-suspended, PyTorch's fused ``scaled_dot_product_attention`` (blocked,
-softmax statistics in float32, the score matrix never stored) and oneDNN
-run them.
+In bf16, where the dispatcher of :mod:`interformer.ops` takes them (CPUs
+with AMX-BF16), the attention is ``interformer::attention_bf16`` and the
+linear layers and 1x1 convs are ``interformer::linear_bf16`` (AMX tiles);
+otherwise, and in float32, PyTorch's fused
+``scaled_dot_product_attention`` (blocked, softmax statistics in float32,
+the score matrix never stored) and oneDNN run them.
 
 The keys/values of every stage's cross-attention block depend on the image
 only; :meth:`FastIMSA.image_key_values` computes them once per image.
@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ... import ops as native_ops
 from ...models.necks.imsa import IMSA, PatchMerging, PoolingBlock
 from ...models.necks.imsa.zoom_in import normalize_rois, roi_to_window
-from . import native
 from .amx_linear import AmxLinear
-from .native import load_attention_bf16, load_patch_norm
 from .norms import FastGroupNorm
 from .ops import (
     ConvParams,
@@ -154,11 +153,9 @@ class FastPoolingBlock:
         self.mlp_in = ConvParams.from_conv(mlp[0], dtype, act='hardswish')
         self.mlp_dw = ConvParams.from_conv(mlp[2], dtype, act='hardswish')
         self.mlp_out = ConvParams.from_conv(mlp[4], dtype)
-        # bf16 attention and small linear layers on AMX tiles where the C
-        # kernels have them (each answers None / 1 where it does not apply;
-        # float32 keeps SDPA and oneDNN)
-        self._attention = load_attention_bf16() if (
-            dtype == torch.bfloat16 and self.head_dims == 32) else None
+        # bf16 attention and small linear layers on AMX tiles where the
+        # dispatcher takes them (float32 keeps SDPA and oneDNN)
+        self._attention = dtype == torch.bfloat16
         self._amx_query = AmxLinear(attn.query_proj.weight,
                                     attn.query_proj.bias, dtype)
         self._amx_proj = AmxLinear(attn.proj.weight, attn.proj.bias, dtype)
@@ -202,17 +199,11 @@ class FastPoolingBlock:
     def _attend(self, query: Tensor, key_value: PooledKeyValue) -> Tensor:
         """Softmax attention of (1, N, C) query tokens -> (1, N, C)."""
         batch, num_queries, channels = query.shape
-        if self._attention is not None and query.dtype == self.dtype and \
-                native.active():
-            key, value = key_value.key, key_value.value
-            out = torch.empty_like(query)
-            if self._attention(query.data_ptr(), query.stride(1),
-                               key.data_ptr(), value.data_ptr(),
-                               self.num_heads, num_queries, key.shape[2],
-                               key_value.num_keys, self.head_dims,
-                               self.scale, out.data_ptr(),
-                               out.stride(1)) == 0:
-                return out
+        args = (query, key_value.key, key_value.value, key_value.num_keys,
+                self.scale)
+        if self._attention and native_ops.use_native('attention_bf16',
+                                                     *args):
+            return torch.ops.interformer.attention_bf16(*args)
         # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
         # (1, N, heads, d) memory order, so the token view costs nothing
         query = query.view(batch, -1, self.num_heads,
@@ -246,7 +237,7 @@ class FastPatchMerging:
     (relative 2^-9 of ``|conv(x, W*g)|``, which includes ``m * rowsum``)
     is of the same order as the rounding of ``x`` itself (2^-9 of
     ``|x|``, which includes ``m``), so the subtraction adds no error of a
-    new order. Where the C kernel is available (:mod:`.native`), the
+    new order. Where the dispatcher takes it (:mod:`interformer.ops`), the
     statistics and the normalisation are one call on the conv output.
     """
 
@@ -271,53 +262,20 @@ class FastPatchMerging:
             padding=(self.padding, self.padding))
         self.row_sum = scaled.sum(1).float().view(1, -1, 1, 1)
         self.shift = (weight @ beta).float().view(1, -1, 1, 1)
-        self._native = load_patch_norm() if dtype in (
-            torch.float32, torch.bfloat16) else None
+        # False: always the PyTorch route
+        self._native = True
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> channels-last (1, C_out, h, w)."""
-        if self._native is not None and x.dtype == self.dtype and \
-                x.shape[0] == 1 and native.active():
-            x = channels_last(x)
-            # a fresh channels-last map, normalised in place
-            out = channels_last(conv(x, self.conv))
-            if self._native(x.data_ptr(), int(x.dtype == torch.bfloat16),
-                            x.shape[2], x.shape[3], x.shape[1],
-                            self.kernel_size, self.stride, self.padding,
-                            out.data_ptr(), out.shape[2], out.shape[3],
-                            out.shape[1], self.row_sum.data_ptr(),
-                            self.shift.data_ptr(), self.eps) != 0:
-                raise MemoryError('fast PatchMerging: the normalisation '
-                                  'could not allocate its workspace')
+        x = channels_last(x)
+        # a fresh channels-last map, normalised in place by the kernel
+        out = channels_last(conv(x, self.conv))
+        args = (x, out, self.row_sum, self.shift, self.kernel_size,
+                self.stride, self.padding, self.eps)
+        if self._native and native_ops.use_native('patch_norm', *args):
+            torch.ops.interformer.patch_norm_(*args)
             return out
-        channels = x.shape[1]
-        x32 = x.float()
-        # per-pixel channel sums of x and x^2 (float32, a reduction over the
-        # contiguous dim), window means in float64
-        sums = torch.cat(
-            (x32.sum(1, keepdim=True), x32.square().sum(1, keepdim=True)),
-            1).double()
-        means = F.avg_pool2d(
-            sums,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            count_include_pad=True).div_(channels)
-        mean, mean_sq = means[:, :1], means[:, 1:]
-        inv_std = torch.rsqrt(
-            torch.addcmul(mean_sq, mean, mean,
-                          value=-1).clamp_min_(0).add_(self.eps))
-        scaled_mean = (mean * inv_std).float()
-        inv_std = inv_std.float()
-        out = conv(x, self.conv).float()
-        # out = conv / s + (shift - m / s * rowsum), in two fused passes
-        offset = torch.addcmul(
-            self.shift,
-            scaled_mean,
-            self.row_sum,
-            value=-1,
-            out=torch.empty_like(out))
-        return torch.addcmul(offset, out, inv_std, out=out).to(self.dtype)
+        return native_ops.patch_norm_reference(*args)
 
 
 class FastIMSA:

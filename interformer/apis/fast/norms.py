@@ -2,20 +2,18 @@
 
 The I-MSA neck normalises every block's input twice and each stage's output
 once with ``GroupNorm(1, C)``. :class:`FastGroupNorm` runs the C kernel
-(:mod:`.native`: two flat passes for the statistics, one for the affine)
-where it is available, else PyTorch's ``F.group_norm`` with the float32
-weights (its CPU kernel takes them with bfloat16 maps).
+(``interformer::group_norm``, :mod:`interformer.ops`: two flat passes for
+the statistics, one for the affine) where the dispatcher takes it, else
+PyTorch's ``F.group_norm`` with the float32 weights.
 """
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from . import native
-from .native import load_group_norm
-from .ops import channels_last, norm_params
+from ... import ops as native_ops
+from .ops import norm_params
 
 __all__ = ['FastGroupNorm']
 
@@ -35,21 +33,7 @@ class FastGroupNorm:
         self.dtype = dtype
         self.params: Tuple[Optional[Tensor], Optional[Tensor],
                            float] = norm_params(module)
-        self._native = load_group_norm() if dtype in (
-            torch.float32, torch.bfloat16) else None
 
     def __call__(self, x: Tensor) -> Tensor:
         """x: channels-last (1, C, H, W) -> the same shape, dtype, layout."""
-        if self._native is None or x.dtype != self.dtype or \
-                x.shape[0] != 1 or not native.active():
-            return F.group_norm(x, 1, *self.params)
-        x = channels_last(x)
-        out = torch.empty_like(x, memory_format=torch.channels_last)
-        weight, bias, eps = self.params
-        if self._native(x.data_ptr(), int(x.dtype == torch.bfloat16),
-                        x.shape[2] * x.shape[3], x.shape[1],
-                        None if weight is None else weight.data_ptr(),
-                        None if bias is None else bias.data_ptr(), eps,
-                        out.data_ptr()) != 0:
-            return F.group_norm(x, 1, *self.params)  # too many channels
-        return out
+        return native_ops.group_norm(x, *self.params)

@@ -26,7 +26,7 @@ from torch import Tensor
 __all__ = [
     'ConvParams', 'LinearParams', 'conv', 'conv_add', 'linear', 'linear_add',
     'attention', 'attention_keys', 'GatheredBias', 'conv_transpose',
-    'channels_last', 'fold_batch_norm', 'norm_params', 'FLOP_FORMULAS',
+    'channels_last', 'fold_batch_norm', 'norm_params',
     'onednn_available',
     'packed_weight', 'packed_linear_weight', 'MAX_PACKED_SHAPES'
 ]
@@ -365,56 +365,3 @@ def attention(query: Tensor,
                 head] = _MKLDNN._linear_pointwise(probs, value_t[head], None,
                                                   'none', [], '')
     return out
-
-
-# --------------------------------------------------------------------------
-# FLOP formulas, so torch.utils.flop_counter.FlopCounterMode counts the
-# fused ops like the aten ops they replace (a multiply-add = 2 FLOPs).
-def _prod(shape) -> int:
-    out = 1
-    for s in shape:
-        out *= int(s)
-    return out
-
-
-def _conv_pointwise_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
-    # default overload: (X, W, B, padding, ...); binary: (X, other, W, ...)
-    w_shape = args[0] if isinstance(args[2], list) else args[1]
-    return 2 * _prod(out_shape) * _prod(w_shape[1:])
-
-
-def _conv_transpose_flops(x_shape,
-                          w_shape,
-                          *args,
-                          out_shape=None,
-                          **kwargs) -> int:
-    # every input element is multiplied into C_out/groups * kh * kw outputs
-    return 2 * _prod(x_shape) * _prod(w_shape[1:])
-
-
-def _linear_pointwise_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
-    in_features = x_shape[-1]
-    return 2 * _prod(out_shape) * int(in_features)
-
-
-def _sdpa_cpu_flops(q_shape,
-                    k_shape,
-                    v_shape,
-                    *args,
-                    out_shape=None,
-                    **kwargs) -> int:
-    # torch's own table has no entry for the CPU flash kernel
-    batch_heads = _prod(q_shape[:-2])
-    queries, keys = int(q_shape[-2]), int(k_shape[-2])
-    return 2 * batch_heads * queries * keys * (
-        int(q_shape[-1]) + int(v_shape[-1]))
-
-
-#: ``custom_mapping`` for :class:`torch.utils.flop_counter.FlopCounterMode`.
-FLOP_FORMULAS = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu:
-    _sdpa_cpu_flops,
-    _MKLDNN._convolution_pointwise: _conv_pointwise_flops,
-    _MKLDNN._convolution_transpose_pointwise: _conv_transpose_flops,
-    _MKLDNN._linear_pointwise: _linear_pointwise_flops,
-}

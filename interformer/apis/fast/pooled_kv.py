@@ -9,10 +9,10 @@ levels share one grouped call on a canvas that stacks them along channels
 (:class:`PyramidKeyValue`). K and V come out in the layout
 ``F.scaled_dot_product_attention`` reads, (1, heads, N, d) each.
 
-Where a C compiler is available, the tokens (GroupNorm, pools, depthwise
-convs + residuals, gather, LayerNorm) come from one call of a small C kernel
-(:mod:`.native`) instead of about a dozen operator calls; the PyTorch route
-below is the fallback and the reference.
+Where the dispatcher takes it, the tokens (GroupNorm, pools, depthwise
+convs + residuals, gather, LayerNorm) come from one call of the C kernel
+``interformer::pyramid_tokens`` (:mod:`interformer.ops`) instead of about a
+dozen operator calls; the PyTorch route below is the fallback.
 
 For bfloat16 the key count is padded to a multiple of :data:`KV_PAD`: the
 bf16 attention kernel is about 30 % faster on such counts (11264 queries x
@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import native
+from ... import ops as native_ops
+from ...ops.pyramid_tokens import MAX_CHANNELS, pyramid_tokens_args
 from .amx_linear import AmxLinear
-from .native import MAX_CHANNELS, load_pyramid_tokens
 from .ops import (
     ConvParams,
     LinearParams,
@@ -65,7 +65,7 @@ class PooledKeyValue(NamedTuple):
 class _Grid(NamedTuple):
     """The pooled levels and token counts of one key/value map size."""
     sizes: Tuple[Tuple[int, int], ...]  # (h, w) per level
-    sizes_int32: Tensor  # the same, flat (levels * 2,) int32 (C kernel)
+    flat_sizes: Tuple[int, ...]  # the same, flat (h0, w0, h1, ...)
     total: int  # tokens
     rows: int  # tokens + padding to a multiple of KV_PAD
     mask: Optional[Tensor]  # (1, 1, 1, rows) bool, None without padding
@@ -105,7 +105,7 @@ class PyramidKeyValue:
         self._amx_proj = AmxLinear(attn.key_value_proj.weight,
                                    attn.key_value_proj.bias, dtype)
         self._native = _native_kernel(attn, dtype)
-        if self._native is not None:
+        if self._native:
             # float32 weights (not rounded to the working dtype)
             # (levels, 9, C): tap-major, as the kernel reads them
             self._dw_weight = torch.stack([
@@ -134,9 +134,8 @@ class PyramidKeyValue:
             if len(self._grids) >= MAX_CACHED_GRIDS:
                 self._grids.pop(next(iter(self._grids)))
             grid = self._grids[(height, width)] = _Grid(
-                sizes,
-                torch.tensor(sizes, dtype=torch.int32).reshape(-1), total,
-                rows, mask)
+                sizes, tuple(n for size in sizes for n in size), total, rows,
+                mask)
         return grid
 
     def _layout(self, grid: _Grid, height: int, width: int) -> _Layout:
@@ -172,27 +171,6 @@ class PyramidKeyValue:
             canvas, targets, index)
         return layout
 
-    def _native_tokens(self, kv_map: Tensor, grid: _Grid, norm) -> Tensor:
-        """Tokens (rows, C) from the C kernel."""
-        channels, height, width = kv_map.shape[1:]
-        x = channels_last(kv_map)
-        tokens = torch.empty(grid.rows, channels, dtype=self.dtype)
-        scratch = torch.empty(2 * grid.total * channels,
-                              dtype=torch.float32)
-        gn_weight = gn_bias = None
-        gn_eps = 0.0
-        if norm is not None:
-            gn_weight, gn_bias, gn_eps = norm
-        ln_weight, ln_bias, ln_eps = self.norm
-        self._native(x.data_ptr(), int(self.dtype == torch.bfloat16), height,
-                     width, channels, int(norm is not None),
-                     _pointer(gn_weight), _pointer(gn_bias), gn_eps,
-                     len(grid.sizes), grid.sizes_int32.data_ptr(),
-                     self._dw_weight.data_ptr(), _pointer(self._dw_bias),
-                     ln_weight.data_ptr(), ln_bias.data_ptr(), ln_eps,
-                     scratch.data_ptr(), tokens.data_ptr(), grid.rows)
-        return tokens
-
     def _torch_tokens(self, kv_map: Tensor, grid: _Grid, norm) -> Tensor:
         """Tokens (rows, C) from PyTorch ops."""
         if norm is not None:
@@ -227,9 +205,12 @@ class PyramidKeyValue:
                              f'{self.embed_dims}, H, W) map, got '
                              f'{tuple(kv_map.shape)}')
         grid = self._grid(*kv_map.shape[-2:])
-        if self._native is not None and kv_map.dtype == self.dtype and \
-                native.active():
-            tokens = self._native_tokens(kv_map, grid, norm)
+        args = pyramid_tokens_args(kv_map, norm, grid.flat_sizes,
+                                   self._dw_weight, self._dw_bias, self.norm,
+                                   grid.rows) if self._native else None
+        if args is not None and native_ops.use_native(
+                'pyramid_tokens', *args):
+            tokens = torch.ops.interformer.pyramid_tokens(*args)
         else:
             tokens = self._torch_tokens(kv_map, grid, norm)
         key_value = self._amx_proj(tokens)
@@ -245,27 +226,24 @@ class PyramidKeyValue:
                               grid.total)
 
 
-def _pointer(tensor: Optional[Tensor]) -> Optional[int]:
-    return None if tensor is None else tensor.data_ptr()
-
-
-def _native_kernel(attn, dtype: torch.dtype):
-    """The C kernel when it covers this block (3x3 depthwise convs with
-    padding 1 and stride 1, an affine LayerNorm, at most
-    :data:`~.native.MAX_CHANNELS` channels), else None."""
+def _native_kernel(attn, dtype: torch.dtype) -> bool:
+    """True when the C kernel computes this block (3x3 depthwise convs
+    with padding 1 and stride 1, an affine LayerNorm, at most
+    :data:`~interformer.ops.MAX_CHANNELS` channels; the dispatcher checks
+    the rest per call)."""
     if dtype not in (torch.float32, torch.bfloat16) or \
             attn.embed_dims > MAX_CHANNELS:
-        return None
+        return False
     if attn.norm.weight is None or attn.norm.bias is None:
-        return None
+        return False
     for dconv in attn.dconvs:
         if (tuple(dconv.kernel_size) != (3, 3) or tuple(dconv.stride) !=
                 (1, 1) or tuple(dconv.padding) != (1, 1) or
                 tuple(dconv.dilation) != (1, 1) or
                 dconv.groups != attn.embed_dims or
                 dconv.padding_mode != 'zeros'):
-            return None
-    return load_pyramid_tokens()
+            return False
+    return True
 
 
 def _stacked_depthwise(dconvs, dtype: torch.dtype) -> ConvParams:

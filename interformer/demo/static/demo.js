@@ -225,11 +225,9 @@
       option.textContent = name;
       $('example-select').appendChild(option);
     }
-    try {  // a reload keeps the session's image and clicks
-      await applyState(await api('/api/state'), true);
-    } catch (err) {
-      // no image yet: nothing to restore
-    }
+    // a reload keeps the session's image and clicks
+    const saved = await api('/api/state');
+    if (saved.has_image) await applyState(saved, true);
     document.body.dataset.ready = 'true';
   });
 })();

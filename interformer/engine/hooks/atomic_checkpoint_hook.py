@@ -15,6 +15,12 @@ local storage, orders the steps so that every moment is resumable:
 2. ``last_checkpoint`` is rewritten the same way (temp file + replace);
 3. only then are checkpoints beyond ``max_keep_ckpts`` deleted.
 
+With ``resume=True`` and no ``load_from`` it resumes from the newest
+complete checkpoint (:func:`~.resume.find_resume_checkpoint`), also one that
+was renamed into place just before a kill, when ``last_checkpoint`` does not
+name it yet; before training it deletes the ``.iter_*.tmp`` files a killed
+save left.
+
 Non-local backends (e.g. object stores) fall back to the stock behaviour.
 """
 import os
@@ -25,6 +31,8 @@ from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
+
+from .resume import find_resume_checkpoint, remove_stale_tmp_files
 
 __all__ = ['AtomicCheckpointHook', 'atomic_write_text']
 
@@ -83,6 +91,19 @@ class AtomicCheckpointHook(CheckpointHook):
     Accepts exactly the arguments of ``CheckpointHook``. See the module
     docstring for the write order.
     """
+
+    def before_run(self, runner) -> None:
+        # Runs before Runner.load_or_resume, which would only read
+        # last_checkpoint.
+        super().before_run(runner)
+        if runner._resume and runner._load_from is None:
+            runner._load_from = find_resume_checkpoint(runner.work_dir)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            for path in remove_stale_tmp_files(self.out_dir):
+                runner.logger.info(f'removed {path} (left by a killed save)')
 
     def _save_checkpoint_with_step(self, runner, step: int,
                                    meta: dict) -> None:

@@ -27,6 +27,7 @@ import torch
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from interformer.interaction.geometry import Box
 from interformer.interaction.reference_label import (
     REF_DEFINITE_BG,
     REF_DEFINITE_FG,
@@ -37,19 +38,6 @@ from .click_segmentor import ClickSegmentor
 __all__ = ['ClickSegmentorZoomIn', 'zoom_in_roi', 'expand_box']
 
 DEFAULT_ZOOM_CFG = dict(zoom_in_start_step=1, expand_ratio=1.4, min_size=32)
-
-Box = Tuple[int, int, int, int]
-
-
-def _bbox(mask: Tensor) -> Optional[Box]:
-    """(left, up, right, bottom), right/bottom exclusive, of a (H, W) mask;
-    ``None`` if it is empty."""
-    rows = torch.nonzero(mask.any(dim=1)).flatten()
-    cols = torch.nonzero(mask.any(dim=0)).flatten()
-    if rows.numel() == 0:
-        return None
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1,
-            int(rows[-1]) + 1)
 
 
 def _grow(low: int, high: int, size: int, limit: int) -> Tuple[int, int]:
@@ -64,22 +52,19 @@ def _grow(low: int, high: int, size: int, limit: int) -> Tuple[int, int]:
 
 def expand_box(box: Box, height: int, width: int, expand_ratio: float,
                min_size: int, stride: int) -> Box:
-    """Steps 2-4 of the ROI rule for one (left, up, right, bottom) box."""
-    left, up, right, bottom = box
-    cx, cy = (left + right) / 2., (up + bottom) / 2.
-    half_w = (right - left) * expand_ratio / 2.
-    half_h = (bottom - up) * expand_ratio / 2.
+    """Steps 2-4 of the ROI rule for one :class:`~interformer.interaction.
+    geometry.Box` ((y0, x0, y1, x1), ends exclusive) in a height x width
+    input."""
+    cy, cx = (box.y0 + box.y1) / 2., (box.x0 + box.x1) / 2.
+    half_h = box.height * expand_ratio / 2.
+    half_w = box.width * expand_ratio / 2.
     edges = torch.round(
-        torch.tensor([cx - half_w, cy - half_h, cx + half_w, cy + half_h],
+        torch.tensor([cy - half_h, cx - half_w, cy + half_h, cx + half_w],
                      dtype=torch.float64)).long().tolist()
-    left, right = max(edges[0], 0), min(edges[2], width)
-    up, bottom = max(edges[1], 0), min(edges[3], height)
-    left, right = _grow(left, right, min_size, width)
-    up, bottom = _grow(up, bottom, min_size, height)
-    left, up = left // stride * stride, up // stride * stride
-    right = min(-(-right // stride) * stride, width)
-    bottom = min(-(-bottom // stride) * stride, height)
-    return left, up, right, bottom
+    box = Box(*edges).clip(height, width)
+    y0, y1 = _grow(box.y0, box.y1, min_size, height)
+    x0, x1 = _grow(box.x0, box.x1, min_size, width)
+    return Box(y0, x0, y1, x1).snap_outward(stride).clip(height, width)
 
 
 def zoom_in_roi(prev_mask: Tensor,
@@ -98,8 +83,9 @@ def zoom_in_roi(prev_mask: Tensor,
         min_size: smallest side in pixels.
 
     Returns:
-        Tensor: (B, 4) int64 (left, up, right, bottom), right/bottom
-        exclusive, in input pixels.
+        Tensor: (B, 4) int64 boxes in the model's roi layout
+        (:meth:`Box.to_xyxy <interformer.interaction.geometry.Box.to_xyxy>`:
+        x0, y0, x1, y1, ends exclusive), in input pixels.
     """
     if prev_mask.shape[-2:] != ref_label.shape[-2:] or \
             prev_mask.shape[0] != ref_label.shape[0]:
@@ -115,13 +101,13 @@ def zoom_in_roi(prev_mask: Tensor,
     mask = mask.reshape(mask.shape[0], -1, height, width).any(dim=1)
     rois = []
     for sample in mask:
-        box = _bbox(sample)
+        box = Box.from_mask(sample)
         if box is None:
-            rois.append((0, 0, width, height))
+            box = Box.from_shape(height, width)
         else:
-            rois.append(
-                expand_box(box, height, width, expand_ratio, min_size,
-                           stride))
+            box = expand_box(box, height, width, expand_ratio, min_size,
+                             stride)
+        rois.append(box.to_xyxy())
     return torch.tensor(rois, dtype=torch.int64)
 
 

@@ -9,6 +9,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import interformer  # noqa: F401  (mmcv.ops shim + registration)
+from interformer.interaction.geometry import Box
 from interformer.models.segmentors.click_segmentor_zoom_in import (
     expand_box,
     zoom_in_roi,
@@ -28,8 +29,9 @@ def test_roi_from_prediction_expands_rounds_and_snaps():
     mask = torch.zeros(256, 256, dtype=torch.bool)
     mask[100:140, 50:100] = True
     # bbox (50, 100, 100, 140); x 75 +- 35, y 120 +- 28 -> (40, 92, 110, 148)
-    assert expand_box((50, 100, 100, 140), 256, 256, 1.4, 32, 1) == (40, 92,
-                                                                     110, 148)
+    # expand_box works on Box (y0, x0, y1, x1); the roi tensor is x0y0x1y1
+    assert expand_box(Box.from_xyxy((50, 100, 100, 140)), 256, 256, 1.4, 32,
+                      1) == Box.from_xyxy((40, 92, 110, 148))
     assert _roi(mask) == [[32, 64, 128, 160]]
 
 
@@ -37,11 +39,12 @@ def test_roi_from_a_click_disk_gets_the_minimum_size():
     ref = torch.full((1, 1, 256, 256), 2, dtype=torch.uint8)
     ref[0, 0, 95:106, 95:106] = 0  # a negative click covers the set too
     # 11 px -> 15.4 -> (93, 108); grown to 32 about 100.5: round(84.5) = 84
-    assert expand_box((95, 95, 106, 106), 256, 256, 1.4, 32, 1) == (84, 84,
-                                                                     116, 116)
+    assert expand_box(Box(95, 95, 106, 106), 256, 256, 1.4, 32,
+                      1) == Box(84, 84, 116, 116)
     assert _roi(torch.zeros(256, 256, dtype=torch.bool), ref) == [[64, 64,
                                                                    128, 128]]
-    assert expand_box((0, 0, 4, 4), 256, 256, 1.4, 64, 1) == (0, 0, 64, 64)
+    assert expand_box(Box(0, 0, 4, 4), 256, 256, 1.4, 64, 1) == Box(
+        0, 0, 64, 64)
 
 
 def test_roi_empty_clipped_and_bad_args():

@@ -5,12 +5,19 @@ stage's coarse output that the ROI covers (self-attention and pooling
 inside the crop, pooled grids sized from the crop), and the result is
 pasted into a copy of the full map. Everything is plain tensor slicing, so
 no ``roi_align`` is needed; samples of a batch are cropped one by one.
+
+ROIs come in the model's roi layout ``(x0, y0, x1, y1)`` (left, up, right,
+bottom; ends exclusive; the official layout), i.e.
+:meth:`interformer.interaction.geometry.Box.to_xyxy`; the box arithmetic is
+that of :class:`~interformer.interaction.geometry.Box`.
 """
 from typing import List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from interformer.interaction.geometry import Box
 
 __all__ = [
     'normalize_rois', 'roi_to_window', 'run_blocks', 'run_blocks_in_roi'
@@ -57,11 +64,7 @@ def roi_to_window(roi: Roi, stride: int, height: int, width: int) -> Roi:
     and clipped to the map; for ROIs snapped to multiples of the coarsest
     stride (as the segmentor produces them) this is an exact division.
     """
-    left, up, right, bottom = roi
-    window = (min(left // stride, width - 1), min(up // stride, height - 1),
-              min(-(-right // stride), width),
-              min(-(-bottom // stride), height))
-    return window
+    return Box.from_xyxy(roi).on_grid(stride, height, width).to_xyxy()
 
 
 def run_blocks(blocks: nn.ModuleList, x: Tensor) -> Tensor:
@@ -88,9 +91,9 @@ def run_blocks_in_roi(blocks: nn.ModuleList, x: Tensor, roi: RoiLike,
         return x
     height, width = x.shape[-2:]
     out = x.clone()
-    for index, box in enumerate(normalize_rois(roi, x.shape[0])):
-        left, up, right, bottom = roi_to_window(box, stride, height, width)
-        crop = x[index:index + 1, :, up:bottom, left:right]
-        out[index:index + 1, :, up:bottom, left:right] = run_blocks(
-            blocks, crop)
+    for index, roi_xyxy in enumerate(normalize_rois(roi, x.shape[0])):
+        rows, cols = Box.from_xyxy(roi_xyxy).on_grid(stride, height,
+                                                      width).slices
+        out[index:index + 1, :, rows, cols] = run_blocks(
+            blocks, x[index:index + 1, :, rows, cols])
     return out

@@ -1,7 +1,6 @@
-"""The C pyramid-token kernel of the fast path (interformer/apis/fast/native):
-equal to the PyTorch route it replaces, built once and cached, and optional
-(disabled by the environment or a failing compiler, the fast path keeps
-working)."""
+"""Each native kernel (interformer.ops) against its PyTorch route and the
+modules it stands for: float32 to rounding, bfloat16 within one rounding
+step of the float32 result."""
 import os
 import shutil
 
@@ -9,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from interformer.apis.fast import native
+from interformer import ops
 from interformer.apis.fast.ops import channels_last, norm_params
 from interformer.apis.fast.pooled_kv import PyramidKeyValue
 from interformer.models.necks.imsa import PoolingAttention
@@ -17,14 +16,6 @@ from interformer.models.necks.imsa import PoolingAttention
 pytestmark = pytest.mark.skipif(
     shutil.which(os.environ.get('CC', 'cc')) is None,
     reason='no C compiler')
-
-
-@pytest.fixture
-def fresh_native(monkeypatch, tmp_path):
-    """An empty library cache and no loaded kernel."""
-    monkeypatch.setenv('INTERFORMER_NATIVE_CACHE', str(tmp_path))
-    monkeypatch.setattr(native, '_loaded', {})
-    return tmp_path
 
 
 def _attention(dims: int, seed: int = 0) -> PoolingAttention:
@@ -65,7 +56,7 @@ def test_native_tokens_equal_the_module_fp32(dims, size, with_norm):
     # a large common offset: the two-pass GroupNorm statistics must hold
     x = torch.randn(1, dims, *size) * 2 + 25
     fast = PyramidKeyValue(attn, torch.float32)
-    assert fast._native is not None
+    assert fast._native
     out = fast(channels_last(x), norm_params(norm) if with_norm else None)
     key, value = _expected(attn, norm, x)
     torch.testing.assert_close(out.key, key, atol=2e-5, rtol=1e-5)
@@ -73,12 +64,13 @@ def test_native_tokens_equal_the_module_fp32(dims, size, with_norm):
 
 
 def test_native_tokens_bf16_match_the_torch_route():
+    """The C kernel against the fast path's PyTorch route (grouped conv)."""
     attn = _attention(64, seed=2)
     norm = _group_norm(64, seed=3)
     x = channels_last((torch.randn(1, 64, 22, 32) + 3).bfloat16())
     native_route = PyramidKeyValue(attn, torch.bfloat16)
     torch_route = PyramidKeyValue(attn, torch.bfloat16)
-    torch_route._native = None
+    torch_route._native = False
     got = native_route(x, norm_params(norm))
     ref = torch_route(x, norm_params(norm))
     assert got.key.dtype == torch.bfloat16 and got.key.shape == ref.key.shape
@@ -94,45 +86,21 @@ def test_native_tokens_bf16_match_the_torch_route():
     assert error.max() < 0.05 and error.mean() < 0.005
 
 
-def test_the_library_is_built_once_and_cached(fresh_native):
-    function = native.load_pyramid_tokens()
-    assert function is not None
-    built = list(fresh_native.glob('interformer_native-*.so'))
-    assert len(built) == 1
-    stamp = built[0].stat().st_mtime_ns
-    native._loaded.clear()  # a new process: finds the cached library
-    assert native.load_pyramid_tokens() is not None
-    assert [p.stat().st_mtime_ns for p in fresh_native.glob('*.so')
-            ] == [stamp]
-    assert not list(fresh_native.glob('tmp*')), 'no temporary file is left'
-
-
-def test_disabled_by_the_environment(fresh_native, monkeypatch):
-    monkeypatch.setenv('INTERFORMER_NATIVE', '0')
-    assert native.load_pyramid_tokens() is None
-    attn = _attention(32)
+def test_native_tokens_equal_the_reference_route():
+    """The op against its PyTorch reference (any padding rows)."""
+    attn = _attention(32, seed=4)
+    norm = _group_norm(32, seed=5)
     fast = PyramidKeyValue(attn, torch.float32)
-    assert fast._native is None
-    x = torch.randn(1, 32, 8, 12)
-    key, _ = _expected(attn, None, x)
-    torch.testing.assert_close(fast(channels_last(x)).key, key,
-                               atol=1e-5, rtol=0)
-    assert not list(fresh_native.glob('*.so')), 'nothing was built'
-
-
-def test_a_failing_compiler_warns_once_and_falls_back(fresh_native,
-                                                      monkeypatch):
-    monkeypatch.setenv('CC', 'false')  # exits 1 without output
-    with pytest.warns(UserWarning, match='native kernels'):
-        assert native.load_pyramid_tokens() is None
-    attn = _attention(32)
-    fast = PyramidKeyValue(attn, torch.float32)  # no second warning
-    assert fast._native is None
-    x = torch.randn(1, 32, 8, 12)
-    key, _ = _expected(attn, None, x)
-    torch.testing.assert_close(fast(channels_last(x)).key, key,
-                               atol=1e-5, rtol=0)
-    assert not list(fresh_native.glob('*')), 'no partial library is left'
+    x = channels_last(torch.randn(1, 32, 11, 16) + 1)
+    grid = fast._grid(11, 16)
+    for rows in (grid.total, grid.total + 5):
+        args = ops.pyramid_tokens_args(x, norm_params(norm), grid.flat_sizes,
+                                       fast._dw_weight, fast._dw_bias,
+                                       fast.norm, rows)
+        assert ops.explain('pyramid_tokens', *args) == 'native'
+        got = torch.ops.interformer.pyramid_tokens(*args)
+        torch.testing.assert_close(got, ops.pyramid_tokens_reference(*args),
+                                   atol=2e-5, rtol=1e-5)
 
 
 def test_unsupported_blocks_keep_the_torch_route():
@@ -140,7 +108,7 @@ def test_unsupported_blocks_keep_the_torch_route():
     for level in range(len(attn.dconvs)):
         attn.dconvs[level] = torch.nn.Conv2d(32, 32, 5, padding=2, groups=32)
     fast = PyramidKeyValue(attn, torch.float32)
-    assert fast._native is None
+    assert not fast._native
     x = torch.randn(1, 32, 8, 12)
     with torch.no_grad():
         key, _ = attn.key_value(F.group_norm(x, 1))
@@ -148,29 +116,20 @@ def test_unsupported_blocks_keep_the_torch_route():
     torch.testing.assert_close(out.key, key, atol=1e-5, rtol=0)
 
 
-def _resize_head(dtype):
-    """A FastUPerHead-free handle on the C resize: the head's _resize
-    method needs only these attributes."""
-    from interformer.apis.fast.head import FastUPerHead
-    head = FastUPerHead.__new__(FastUPerHead)
-    head.dtype, head.align_corners = dtype, False
-    head._native_resize = native.load_bilinear_resize()
-    assert head._native_resize is not None
-    return head
-
-
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize('src,dst', [((11, 16), (22, 32)),
                                      ((11, 16), (88, 128)),
                                      ((6, 6), (11, 16)), ((1, 1), (5, 7)),
-                                     ((9, 13), (9, 13)), ((20, 30), (7, 9))])
+                                     ((20, 30), (7, 9))])
 @pytest.mark.parametrize('channels', [64, 24])
 def test_native_resize_equals_interpolate(dtype, src, dst, channels):
-    head = _resize_head(dtype)
     x = channels_last(torch.randn(1, channels, *src).to(dtype))
+    out = torch.empty((1, channels) + dst, dtype=dtype,
+                      memory_format=torch.channels_last)
+    assert ops.explain('bilinear_resize', x, out, False) == 'native'
     expected = F.interpolate(
         x.float(), size=dst, mode='bilinear', align_corners=False)
-    got = head._resize(x, dst)
+    got = ops.resize(x, dst)
     assert got.dtype == dtype and got.shape == expected.shape
     assert got.is_contiguous(memory_format=torch.channels_last)
     if dtype == torch.float32:
@@ -182,10 +141,11 @@ def test_native_resize_equals_interpolate(dtype, src, dst, channels):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
-    head = _resize_head(dtype)
     x = channels_last(torch.randn(1, 32, 11, 16).to(dtype))
     wide = channels_last(torch.full((1, 96, 44, 64), 7.0, dtype=dtype))
-    head._resize(x, (44, 64), out=wide[:, 32:64])
+    assert ops.explain('bilinear_resize', x, wide[:, 32:64],
+                       False) == 'native'
+    ops.resize(x, (44, 64), out=wide[:, 32:64])
     expected = F.interpolate(
         x.float(), size=(44, 64), mode='bilinear', align_corners=False)
     tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float32 else dict(
@@ -195,7 +155,7 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     assert (wide[:, :32] == 7).all() and (wide[:, 64:] == 7).all()
     base = channels_last(torch.randn(1, 32, 44, 64).to(dtype))
     summed = base.clone()
-    head._resize(x, (44, 64), out=summed, accumulate=True)
+    ops.resize(x, (44, 64), out=summed, accumulate=True)
     torch.testing.assert_close(
         summed.float(), (base.float() + expected).to(dtype).float(),
         **tol)
@@ -212,36 +172,46 @@ def test_native_patch_merging_equals_the_module(channels):
         module.norm.bias.normal_()
     x = torch.randn(1, channels, 11, 16) * 2 + 5
     fast = FastPatchMerging(module, torch.float32)
-    assert fast._native is not None
     with torch.no_grad():
         expected = module(x)
     got = fast(channels_last(x))
     assert got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+    fast._native = False  # the PyTorch route of the same object
+    torch.testing.assert_close(fast(channels_last(x)), got, atol=1e-5,
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize('channels', [32, 48, 256])
 @pytest.mark.parametrize('offset', [0.0, 40.0])
 def test_native_group_norm_equals_pytorch(channels, offset):
-    from interformer.apis.fast.norms import FastGroupNorm
     module = _group_norm(channels, seed=channels)
+    weight, bias, eps = norm_params(module)
     x = channels_last(torch.randn(1, channels, 13, 21) * 3 + offset)
-    fast = FastGroupNorm(module, torch.float32)
-    assert fast._native is not None
+    assert ops.explain('group_norm', x, weight, bias, eps) == 'native'
     # float64 reference: with a large offset PyTorch's own float32 kernel
     # is off by ~1e-4 here, the two-pass statistics by ~2e-6
     expected = F.group_norm(x.double(), 1, module.weight.double(),
                             module.bias.double(), module.eps)
-    got = fast(x)
+    got = ops.group_norm(x, weight, bias, eps)
     assert got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
-    got16 = FastGroupNorm(module, torch.bfloat16)(x.bfloat16())
+    got16 = ops.group_norm(x.bfloat16(), weight, bias, eps)
     assert got16.dtype == torch.bfloat16
     expected16 = F.group_norm(x.bfloat16().double(), 1,
                               module.weight.double(), module.bias.double(),
                               module.eps)
     torch.testing.assert_close(got16.double(), expected16, atol=1e-2,
                                rtol=2**-7)
+
+
+def _attention_inputs(heads, queries, keys):
+    torch.manual_seed(heads)
+    channels = heads * 32
+    query = torch.randn(1, queries, channels).bfloat16()
+    key = torch.randn(1, heads, keys, 32).bfloat16()
+    value = torch.randn(1, heads, keys, 32).bfloat16()
+    return query, key, value
 
 
 @pytest.mark.parametrize('heads,queries,keys,valid',
@@ -253,41 +223,41 @@ def test_native_attention_matches_float32_attention(heads, queries, keys,
     as close as PyTorch's own bf16 kernel (P and the output are rounded to
     bf16 in both). Partial query blocks, key counts that are not a multiple
     of the 32-key chunk and masked keys included."""
-    attention = native.load_attention_bf16()
-    torch.manual_seed(heads)
-    channels = heads * 32
-    query = torch.randn(1, queries, channels).bfloat16()
-    key = torch.randn(1, heads, keys, 32).bfloat16()
-    value = torch.randn(1, heads, keys, 32).bfloat16()
+    query, key, value = _attention_inputs(heads, queries, keys)
     scale = 32**-0.5
-    out = torch.full_like(query, float('nan'))
-    if attention(query.data_ptr(), channels, key.data_ptr(),
-                 value.data_ptr(), heads, queries, keys, valid, 32, scale,
-                 out.data_ptr(), channels) != 0:
-        pytest.skip('no AMX-BF16 on this CPU')
-    mask = (torch.arange(keys) < valid).view(1, 1, 1, -1)
-    per_head = query.view(1, queries, heads, 32).transpose(1, 2)
-    expected = F.scaled_dot_product_attention(
-        per_head.float(), key.float(), value.float(), attn_mask=mask,
-        scale=scale).transpose(1, 2).reshape(1, queries, channels)
-    pytorch_bf16 = F.scaled_dot_product_attention(
-        per_head, key, value, attn_mask=mask,
-        scale=scale).transpose(1, 2).reshape(1, queries, channels)
+    args = (query, key, value, valid, scale)
+    reason = ops.why_not('attention_bf16', *args)
+    if reason is not None:
+        assert 'AMX-BF16' in reason
+        pytest.skip(reason)
+    out = torch.ops.interformer.attention_bf16(*args)
+    expected = ops.attention_reference(query.float(), key.float(),
+                                       value.float(), valid, scale)
+    pytorch_bf16 = ops.attention_reference(*args)
     budget = (pytorch_bf16.float() - expected).abs().max().item()
     error = (out.float() - expected).abs().max().item()
     assert error <= 1.5 * budget + 1e-3, (error, budget)
 
 
-def test_native_attention_refuses_what_it_does_not_take():
-    attention = native.load_attention_bf16()
-    query = torch.randn(1, 16, 64).bfloat16()
-    key = torch.randn(1, 1, 16, 64).bfloat16()
-    out = torch.empty_like(query)
-    # 64 head dimensions, and a non-positive scale: the caller falls back
-    assert attention(query.data_ptr(), 64, key.data_ptr(), key.data_ptr(),
-                     1, 16, 16, 16, 64, 0.125, out.data_ptr(), 64) == 1
-    assert attention(query.data_ptr(), 64, key.data_ptr(), key.data_ptr(),
-                     2, 16, 16, 16, 32, -1.0, out.data_ptr(), 64) == 1
+def test_attention_declares_what_it_does_not_take():
+    query, key, value = _attention_inputs(2, 16, 16)
+    wide = torch.randn(1, 1, 16, 64).bfloat16()
+    reasons = {
+        'head dims': ops.why_not('attention_bf16', query[..., :64], wide,
+                                 wide, 16, 0.125),
+        'scale': ops.why_not('attention_bf16', query, key, value, 16, -1.0),
+        'num_keys': ops.why_not('attention_bf16', query, key, value, 17,
+                                0.1),
+        'float32': ops.why_not('attention_bf16', query.float(),
+                               key.float(), value.float(), 16, 0.1),
+    }
+    for name, reason in reasons.items():
+        assert reason, name
+    if ops.why_not('attention_bf16', query, key, value, 16, 0.1) is None:
+        # on AMX CPUs the platform is fine: the reasons are the arguments
+        assert '64' in reasons['head dims'] and 'scale' in reasons['scale']
+        assert 'num_keys' in reasons['num_keys']
+        assert 'float32' in reasons['float32']
 
 
 def test_fast_block_bf16_attention_routes_agree():
@@ -297,34 +267,18 @@ def test_fast_block_bf16_attention_routes_agree():
     torch.manual_seed(7)
     block = PoolingBlock(64, 2, 4, (1, 2, 3, 4), (8., 12.)).eval()
     fast = FastPoolingBlock(block, torch.bfloat16)
-    if fast._attention is None:
-        pytest.skip('no native attention')
+    query, key, value = _attention_inputs(2, 16, 16)
+    reason = ops.why_not('attention_bf16', query, key, value, 16, 0.1)
+    if reason is not None:
+        pytest.skip(reason)
     x = channels_last(torch.randn(1, 64, 12, 17).bfloat16())
     with torch.inference_mode():
         got = fast(x)
-        fast._attention = None
+        fast._attention = False
         reference = fast(x)
     assert got.shape == reference.shape and torch.isfinite(got.float()).all()
     error = (got.float() - reference.float()).abs()
     assert error.max() < 0.1 and error.mean() < 0.01
-
-
-def test_suspended_runs_the_pytorch_routes():
-    """native.suspended() (used while counting FLOPs) switches built
-    objects to their PyTorch routes and back."""
-    attn = _attention(32)
-    fast = PyramidKeyValue(attn, torch.float32)
-    x = channels_last(torch.randn(1, 32, 8, 12))
-    calls = []
-    kernel = fast._native
-    fast._native = lambda *args: calls.append(1) or kernel(*args)
-    fast(x)
-    with native.suspended():
-        assert not native.active()
-        fast(x)
-    assert native.active()
-    fast(x)
-    assert len(calls) == 2
 
 
 @pytest.mark.parametrize('rows,features,outputs,act',
@@ -344,12 +298,18 @@ def test_amx_linear_matches_float32(rows, features, outputs, act,
     x = torch.randn(1, rows, features).bfloat16()
     residual = torch.randn(1, rows, outputs).bfloat16() \
         if with_residual else None
-    layer = AmxLinear(weight, bias, torch.bfloat16, act)
-    if layer._kernel is None:
-        pytest.skip('no native kernels')
-    got = layer(x, residual)
-    if got is None:
-        pytest.skip('no AMX-BF16 on this CPU')
+    packed = ops.pack_linear_weight(weight)
+    torch.testing.assert_close(ops.unpack_linear_weight(packed),
+                               weight.bfloat16(), atol=0, rtol=0)
+    res_rows = None if residual is None else residual[0]
+    reason = ops.why_not('linear_bf16', x[0], packed, bias,
+                         ops.linear.ACTIVATIONS[act], res_rows)
+    if reason is not None:
+        assert 'AMX-BF16' in reason
+        assert AmxLinear(weight, bias, torch.bfloat16, act)(x,
+                                                           residual) is None
+        pytest.skip(reason)
+    got = AmxLinear(weight, bias, torch.bfloat16, act)(x, residual)
     assert got.shape == (1, rows, outputs) and got.dtype == torch.bfloat16
     expected = x.float() @ weight.bfloat16().float().t() + bias
     onednn = linear(x, LinearParams.from_tensors(weight, bias,
@@ -372,6 +332,9 @@ def test_amx_linear_declines_what_it_does_not_take():
     # float32 keeps oneDNN
     square = torch.randn(32, 32)
     assert AmxLinear(square, None, torch.float32)(torch.randn(5, 32)) is None
-    layer = AmxLinear(square, None, torch.bfloat16)
-    with native.suspended():
-        assert layer(torch.randn(5, 32).bfloat16()) is None
+    packed = ops.pack_linear_weight(square)
+    with pytest.raises(ValueError, match=r'\(M, 32\) rows, got \(5, 64\)'):
+        torch.ops.interformer.linear_bf16(torch.randn(5, 64).bfloat16(),
+                                          packed, None, 0, None)
+    with pytest.raises(ValueError, match='multiples'):
+        ops.pack_linear_weight(weight)

@@ -9,8 +9,8 @@
  * accumulation) and applies bias, activation and residual while the block
  * is in cache, with one rounding to bf16.
  *
- * The weight is packed once by the caller (interformer/apis/fast/
- * amx_linear.py): packed[kc][nb][r][l] is the bf16 pair
+ * The weight is packed once by the caller (interformer/ops/linear.py,
+ * pack_linear_weight): packed[kc][nb][r][l] is the bf16 pair
  * (W[16 nb + l][32 kc + 2r], W[16 nb + l][32 kc + 2r + 1]).
  *
  * Built only where the compiler targets AMX-BF16; elsewhere linear_bf16
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "interformer_ops.h"
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && \
     defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)

@@ -1,6 +1,7 @@
 /*
- * Helpers shared by the fast path's C kernels (see __init__.py): bfloat16
- * conversions and a flat, vectorisable sum for normalisation statistics.
+ * Helpers shared by the C kernels of interformer.ops (see library.py):
+ * bfloat16 conversions and a flat, vectorisable sum for normalisation
+ * statistics.
  *
  * The kernels parallelise with OpenMP pragmas. Loaded into a PyTorch
  * process they run on PyTorch's own OpenMP runtime (the libgomp it ships

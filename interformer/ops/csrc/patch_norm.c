@@ -1,7 +1,7 @@
 /*
  * The LayerNorm of PatchMerging's unfolded patches, applied after its
- * strided convolution (see FastPatchMerging in interformer/apis/fast/
- * neck.py for the algebra):
+ * strided convolution (see interformer/ops/patch_norm.py for the
+ * algebra):
  *
  *     out = conv / s + (shift - m / s * rowsum)
  *
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "interformer_ops.h"
 
 /* Per-pixel sums over C channels of x and x^2 into sums[2 * pixel]. */
 static inline void channel_sums(const void *x, int is_bf16, long pixels,

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "interformer_ops.h"
 
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && \
     defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)

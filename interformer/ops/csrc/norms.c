@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "interformer_ops.h"
 
 static inline void apply_affine(const void *x, int is_bf16, long pixels,
                                 const int C, const float *restrict scale,

@@ -12,7 +12,7 @@
  * (y * W + x) * C + c. Tokens are written level by level, row-major, as
  * PoolingAttention.key_value orders them.
  *
- * Built at first use by interformer/apis/fast/native.py (plain C, no
+ * Built at first use by interformer/ops/library.py (plain C, no
  * PyTorch headers) and called through ctypes; the Python path is the
  * reference and the fallback.
  */
@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "interformer_ops.h"
 
 /* hi = max(hi, sign * x) over `npix` consecutive pixels of C channels
  * starting at element `offset` (sign: NULL for all +1, else +-1 per
@@ -128,13 +129,15 @@ static void depthwise(const float *src, float *dst, int ph, int pw, int C,
  *   out:        (rows, C) tokens in x's dtype; rows >= N; rows past N are
  *               copies of token 0 (padding the caller masks out).
  *   C <= 1024 (the per-channel workspaces live on the stack).
+ * Returns 0, or 1 if C is out of range.
  */
-void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
+int pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
                     int apply_gn, const float *gn_w, const float *gn_b,
                     float gn_eps, int levels, const int *sizes,
                     const float *dw_w, const float *dw_b, const float *ln_w,
                     const float *ln_b, float ln_eps, float *scratch,
                     void *out, int rows) {
+    if (C > 1024 || C < 1) return 1;
     const long pixels = (long)H * W;
     float scale[1024], shift[1024]; /* per-channel affine of the GroupNorm */
     float *pooled = scratch;        /* (N, C) normalised, pooled levels */
@@ -231,4 +234,5 @@ void pyramid_tokens(const void *x, int is_bf16, int H, int W, int C,
                 o[c] = (t[c] - m) * rstd * ln_w[c] + ln_b[c];
         }
     }
+    return 0;
 }

@@ -22,6 +22,7 @@
 #endif
 
 #include "common.h"
+#include "interformer_ops.h"
 
 /* Source index, neighbour offset (0 or 1) and weight of the neighbour. */
 static inline void source_of(int i, int in_size, int out_size, int *index,

@@ -1,0 +1,70 @@
+"""Building the served app from command-line arguments (tools/serve.py and
+tools/demo.py share this: the demo is the same app)."""
+import argparse
+import os.path as osp
+from typing import Optional
+
+__all__ = ['add_model_arguments', 'add_server_arguments', 'build_app',
+           'check_paths']
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--precision', choices=('fp32', 'bf16'),
+                        default='fp32')
+
+
+def add_server_arguments(parser: argparse.ArgumentParser,
+                         port: int) -> None:
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on (default: 127.0.0.1, '
+                        'this machine only; 0.0.0.0 for all)')
+    parser.add_argument('--port', type=int, default=port)
+    parser.add_argument('--max-upload-mb', type=float, default=10.0,
+                        help='largest accepted upload in MB')
+    parser.add_argument('--max-pixels', type=int, default=2048 * 2048,
+                        help='largest accepted width * height')
+
+
+def check_paths(parser: argparse.ArgumentParser, args,
+                hint: Optional[str] = None) -> None:
+    """One ``error:`` line (exit 2) when CONFIG or CHECKPOINT is missing."""
+    missing = [p for p in (args.config, args.checkpoint)
+               if not osp.isfile(p)]
+    if missing:
+        parser.error(f'not found: {", ".join(missing)} '
+                     f'({hint or "check the CONFIG and CHECKPOINT paths"})')
+    for name, value in (('--max-upload-mb', args.max_upload_mb),
+                        ('--max-pixels', args.max_pixels)):
+        if value <= 0:
+            parser.error(f'{name} must be > 0, got {value}')
+
+
+def build_app(args, demo: bool = True, cache_mb: float = 2048):
+    """Load the model once; the API engine and the demo sessions share it.
+
+    Returns:
+        The ASGI app of :func:`interformer.serving.app.create_app`.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from interformer.apis import InterFormerPredictor, init_model
+
+    from .app import ServiceConfig, create_app
+    from .engine import ClickEngine
+
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = init_model(cfg, args.checkpoint, device=args.device)
+    engine = ClickEngine(model, device=args.device,
+                         precision=args.precision, cache_mb=cache_mb)
+
+    def predictor_factory():
+        return InterFormerPredictor(model, device=args.device,
+                                    precision=args.precision)
+
+    config = ServiceConfig(max_upload_mb=args.max_upload_mb,
+                           max_pixels=args.max_pixels)
+    return create_app(engine, config,
+                      predictor_factory if demo else None)
