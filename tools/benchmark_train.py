@@ -11,7 +11,10 @@ real root instead), warms up, then times each iteration by phase with the
 device synchronised: data, sim_device, sim_host, forward, backward,
 optimizer, other. Prints ms per iteration and share, images/s, peak memory
 and the FLOP floor at the device's measured matmul rate. See
-``interformer/benchmark/train_step.py`` for the definitions.
+``interformer/benchmark/train_step.py`` for the definitions. ``--sim-ab N``
+times only the click simulation (host and device parts, numpy and device
+routes) on N batches with a stand-in decoder
+(``interformer/benchmark/train_sim.py``).
 
 On a GPU machine, for example:
 
@@ -59,6 +62,9 @@ def parse_args(argv=None):
                         help='skip the FLOP floor')
     parser.add_argument('--profile', metavar='DIR', default=None,
                         help='write a torch profiler trace of 2 iterations')
+    parser.add_argument('--sim-ab', type=int, metavar='N', default=None,
+                        help='only the click simulation of N loader batches '
+                        'with a stand-in decoder, numpy vs device route')
     parser.add_argument('--json', metavar='PATH', default=None,
                         help='write the record as JSON')
     parser.add_argument('--work-dir', default=None,
@@ -109,6 +115,15 @@ def main(argv=None) -> int:
         profile_dir=args.profile,
         compile=args.compile,
         flops=not args.no_flops)
+    if args.sim_ab:
+        import json
+
+        from interformer.benchmark.train_sim import simulation_ab
+        result = simulation_ab(settings, args.sim_ab)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            write_record(result, args.json)
+        return 0
     try:
         record = run_train_benchmark(settings, args.work_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as error:

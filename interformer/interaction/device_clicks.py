@@ -64,11 +64,11 @@ WORDS_PER_CLICK = 3
 _INT32_MAX_SIZE = 1026
 
 
-def _column_pass(mask: Tensor) -> Tensor:
-    """(N, H, W) bool -> (N, H, W) int64 distance to the nearest zero in
-    the same column, the rows -1 and H counting as zeros."""
+def _column_pass(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """(N, H, W) bool -> (N, H, W) distance to the nearest zero in the same
+    column, the rows -1 and H counting as zeros."""
     height = mask.shape[-2]
-    ys = torch.arange(height, device=mask.device).view(1, -1, 1)
+    ys = torch.arange(height, device=mask.device, dtype=dtype).view(1, -1, 1)
     prev = torch.where(mask, -1, ys).cummax(dim=1).values
     nxt = torch.where(mask, height, ys).flip(1).cummin(dim=1).values.flip(1)
     return torch.minimum(ys - prev, nxt - ys)
@@ -143,7 +143,7 @@ def squared_edt(mask: Tensor) -> Tensor:
                          f'{(1 << _KEY_BITS) - 2} px this transform handles')
     small = max(height, width) + 2 <= _INT32_MAX_SIZE
     dtype = torch.int32 if small else torch.int64
-    g = _column_pass(mask).to(dtype)
+    g = _column_pass(mask, dtype)
     f = torch.nn.functional.pad((g * g).reshape(num * height, width),
                                 (1, 1))
     arg = _row_envelope(f).long()
