@@ -58,6 +58,9 @@ def parse_args(argv=None):
                         help='torch CPU threads')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the backbone')
+    parser.add_argument('--cpu-time', action='store_true',
+                        help='time with the main thread CPU time (CPU, '
+                        '--threads 1, --workers 0): immune to other load')
     parser.add_argument('--no-flops', action='store_true',
                         help='skip the FLOP floor')
     parser.add_argument('--profile', metavar='DIR', default=None,
@@ -114,7 +117,8 @@ def main(argv=None) -> int:
         workers=args.workers,
         profile_dir=args.profile,
         compile=args.compile,
-        flops=not args.no_flops)
+        flops=not args.no_flops,
+        cpu_time=args.cpu_time)
     if args.sim_ab:
         import json
 

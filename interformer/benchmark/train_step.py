@@ -27,6 +27,7 @@ iteration's dtype.
 """
 import os.path as osp
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -64,6 +65,9 @@ class TrainBenchSettings:
         compile: ``torch.compile`` the backbone.
         flops: measure the FLOP floor.
         seed: base torch seed of the timed iterations.
+        cpu_time: time with the main thread's CPU time
+            (``time.thread_time``) instead of wall time: for CPU runs with
+            one torch thread and no loader workers, immune to other load.
     """
     config: str
     device: str = 'cpu'
@@ -80,6 +84,7 @@ class TrainBenchSettings:
     compile: bool = False
     flops: bool = True
     seed: int = 0
+    cpu_time: bool = False
     extra: Dict = field(default_factory=dict)
 
 
@@ -163,7 +168,8 @@ def prepare_config(settings: TrainBenchSettings, work_dir: str) -> Config:
         seed=settings.seed,
         profile_dir=settings.profile_dir,
         flops=settings.flops,
-        compile=settings.compile)
+        compile=settings.compile,
+        cpu_time=settings.cpu_time)
     for key in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg',
                 'test_dataloader', 'test_evaluator'):
         cfg[key] = None
@@ -181,13 +187,15 @@ def _median_dict(records: List[Dict[str, float]], how=statistics.median):
     return {k: how([r[k] for r in records]) * 1e3 for k in records[0]}
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype) -> float:
+def matmul_gflops(device: torch.device,
+                  dtype: torch.dtype,
+                  clock=time.perf_counter) -> float:
     """Median GFLOP/s of a large square matmul on ``device``."""
     size = 4096 if device.type == 'cuda' else 2048
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device, dtype)
     b = torch.randn(size, size, generator=gen).to(device, dtype)
-    timer = PhaseTimer(device)
+    timer = PhaseTimer(device, clock=clock)
     times = []
     with torch.inference_mode():
         for i in range(7):
@@ -214,7 +222,7 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
     :func:`~interformer.benchmark.train_report.make_record`).
 
     Args:
-        warmup, iters, seed, profile_dir, flops, compile: see
+        warmup, iters, seed, profile_dir, flops, compile, cpu_time: see
             :class:`TrainBenchSettings`.
         others: as ``IterBasedTrainLoop``.
     """
@@ -229,6 +237,7 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
                  profile_dir: Optional[str] = None,
                  flops: bool = True,
                  compile: bool = False,
+                 cpu_time: bool = False,
                  **kwargs) -> None:
         super().__init__(runner, dataloader, max_iters, **kwargs)
         if iters < 1 or warmup < 0:
@@ -237,6 +246,7 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
         self.warmup, self.iters, self.seed = warmup, iters, seed
         self.profile_dir, self.flops = profile_dir, flops
         self.compile = compile
+        self.clock = time.thread_time if cpu_time else time.perf_counter
         self.result: Dict = {}
 
     @property
@@ -286,12 +296,12 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
         runner.call_hook('before_train_epoch')
         if self.compile:
             self.segmentor.backbone = torch.compile(self.segmentor.backbone)
-        plain = PhaseTimer(device, enabled=False)
+        plain = PhaseTimer(device, enabled=False, clock=self.clock)
         for i in range(self.warmup):
             self._step(plain, self.seed + 10_000 + i)
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(device)
-        timer = PhaseTimer(device)
+        timer = PhaseTimer(device, clock=self.clock)
         records, totals = [], []
         for i in range(self.iters):  # interleaved: same load, same n
             with instrument_simulation(timer, self.segmentor):
@@ -368,7 +378,7 @@ class TrainBenchmarkLoop(IterBasedTrainLoop):
         dtype = torch.float32
         if hasattr(wrapper, 'cast_dtype'):  # (CPU)AmpOptimWrapper
             dtype = wrapper.cast_dtype or torch.float16
-        gflops = matmul_gflops(self.device, dtype)
+        gflops = matmul_gflops(self.device, dtype, self.clock)
         total = step_flops + p_any * backbone_flops + mean_n * click_flops
         return dict(
             flops_per_iter=float(total),

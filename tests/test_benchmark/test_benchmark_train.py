@@ -27,11 +27,16 @@ def _run(*args, timeout=600):
 @pytest.mark.slow
 def test_phases_add_up_to_the_iteration_time(tmp_path):
     out = tmp_path / 'record.json'
-    proc = _run(CONFIG, '--device', 'cpu', '--iters', '5', '--workers', '0',
+    # one thread and CPU time: the check holds on a loaded machine; n = 2
+    # simulated clicks in every iteration (gamma huge), so every phase's
+    # median comes from alike iterations
+    proc = _run(CONFIG, '--device', 'cpu', '--iters', '5', '--warmup', '2',
+                '--workers', '0', '--threads', '1', '--cpu-time',
                 '--batch', '2', '--num-images', '6', '--work-dir',
                 str(tmp_path / 'wd'), '--json', str(out), '--profile',
                 str(tmp_path / 'trace'), '--cfg-options',
-                'model.train_cfg.max_num_clicks=3')
+                'model.train_cfg.max_num_clicks=2',
+                'model.train_cfg.gamma=1e6', 'custom_hooks=[]')
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.read_text())
     for key in ('device', 'config', 'batch', 'iter_ms', 'images_per_s',
@@ -47,10 +52,10 @@ def test_phases_add_up_to_the_iteration_time(tmp_path):
     for name in ('data', 'forward', 'backward', 'optimizer'):
         assert phases[name] > 0
     # the simulation ran: the device part (model calls, device clicks)
-    assert record['phases_mean_ms']['sim_device'] > 0
+    assert phases['sim_device'] > 0
     assert record['images_per_s'] == pytest.approx(
         2e3 / record['iter_ms'])
-    assert 0 < record['flop_floor_ms'] < record['iter_ms']
+    assert record['flop_floor_ms'] > 0 and record['matmul_gflops'] > 0
     assert osp.getsize(record['profile_trace']) > 0
     assert 'FLOP floor' in proc.stdout and 'sim_host' in proc.stdout
 
