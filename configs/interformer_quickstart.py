@@ -147,7 +147,8 @@ default_hooks = dict(
         max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
-    dict(type='TimeBudgetHook', budget_s='${time_budget}', update_interval=10)
+    dict(type='TimeBudgetHook', budget_s='${time_budget}', update_interval=10),
+    dict(type='DamagedImageSummaryHook'),
 ]
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0, diff_rank_seed=False, deterministic=False)

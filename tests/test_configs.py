@@ -95,7 +95,7 @@ def test_checkpoint_interval_override_on_quickstart_config():
      r"'max_iter'.*close matches: max_iters"),
     ('model.train_cfg.max_num_click', 3, r"close matches: max_num_clicks"),
     ('optim_wrapper.optimizer.lrr', 1, r"close matches: lr"),
-    ('custom_hooks.3.budget_s', 1, r"list of 1; '3' is not an index"),
+    ('custom_hooks.3.budget_s', 1, r"list of 2; '3' is not an index"),
     ('crop_size', (64, 64), r"only uses 'crop_size' while the file is "
      r"read.*model.backbone.img_size"),
     ('val_cfg.type', 'ValLoop', r'val_cfg is None .*set it whole'),

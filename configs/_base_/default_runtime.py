@@ -12,6 +12,9 @@ env_cfg = dict(
 # The official run uses seed 42 (`--seed 42`), the same on every rank.
 randomness = dict(seed=42, diff_rank_seed=False, deterministic=False)
 
+# Lists the images a dataset with damaged_images='skip' skipped.
+custom_hooks = [dict(type='DamagedImageSummaryHook')]
+
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')

@@ -8,14 +8,18 @@ the benchmark measured.
 
 Two computation paths give the same answer:
 
-* ``path='fast'`` (default): the fused oneDNN copy of the model in
-  :mod:`interformer.apis.fast`: the keys/values of every cross-attention
-  block are computed once per image, the click embedding is taken at stride
-  4, the per-click layers are fused. In float32 its logits equal the
-  reference path's to 1e-4. Models it does not cover (other necks or heads,
-  stand-ins) run their own ``decode_clicks``.
-* ``path='reference'``: the segmentor's own modules, everything in the neck
-  and head recomputed at every click, as the official code does.
+* ``path='fast'`` (default): the model deployed in place once, in the
+  constructor (:func:`interformer.models.deploy.deploy_model`: BatchNorm
+  folded, fused oneDNN layers on channels-last maps, bf16 for
+  ``precision='bf16'``), and the per-image work the model splits off done
+  once per image: the keys/values of every cross-attention block
+  (``image_key_values``) and the backbone's per-grid position / bias
+  caches. In float32 its logits equal the reference path's to 1e-4. Modules
+  the deploy step does not cover run their own forward. After editing the
+  model's weights in place, call :meth:`InterFormerPredictor.redeploy`.
+* ``path='reference'``: the segmentor's own modules (their fused routes
+  suspended), everything in the neck and head recomputed at every click,
+  as the official code does.
 
 ``precision='bf16'`` (opt-in) runs encoder, neck and head in bfloat16 on the
 fast path (attention scores, softmax and norm statistics in float32, logits
@@ -41,7 +45,7 @@ from ..interaction import (
     new_reference_label,
     update_by_prediction,
 )
-from .fast import build_fast_path
+from ..models.deploy import DeployReport, deploy_model, deploy_suspended
 from .inference import init_model
 
 __all__ = ['InterFormerPredictor', 'Prediction', 'PRECISIONS', 'PATHS']
@@ -117,14 +121,18 @@ class InterFormerPredictor:
         self._std = (std if std is not None else torch.tensor(
             IMAGENET_STD).view(3, 1, 1)).to(self.device, torch.float32)
         # ClickSegmentorZoomIn needs the click index for zoom_in_start_step
-        self._pass_step = 'step' in inspect.signature(
-            self.model.decode_clicks).parameters
-        self._encoder, self._decoder = None, None
-        self._weights_stamp = None
-        # (neck, head, their modules): what the per-click hook check walks
-        self._decoder_modules: Optional[tuple] = None
-        self._cache = None
+        params = inspect.signature(self.model.decode_clicks).parameters
+        self._pass_step = 'step' in params
+        self._pass_key_values = 'key_values' in params and hasattr(
+            self.model, 'image_key_values')
+        #: What the deploy step did (None on the reference path).
+        self.deploy_report: Optional[DeployReport] = None
+        self.redeploy()
         self._features: Optional[List[torch.Tensor]] = None
+        # the decoder's inputs: the features as the (deployed) backbone
+        # returns them and the cross-attention keys/values (fast path)
+        self._decoder_feats: Optional[List[torch.Tensor]] = None
+        self._key_values: Optional[list] = None
         self._image_shape: Optional[Tuple[int, int]] = None
         self._canvas_shape: Optional[Tuple[int, int]] = None
         # (y, x, positive) per step; None for a step without a click
@@ -177,22 +185,18 @@ class InterFormerPredictor:
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
         x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
-        if self.path == 'fast':
-            self._refresh_fast_path()
-        with torch.inference_mode():
-            if self._encoder is not None and not _has_hooks(
-                    self.model.backbone):
-                feats = self._encoder(x[None])
-            else:
-                with self._autocast():
-                    feats = self.model.extract_image_feats(x[None])
-            self._features = [
-                f.float().contiguous() if f.is_floating_point() else f
-                for f in feats
-            ]
-        self._cache = None
-        if self._decoder is not None:
-            self._cache = self._decoder.prepare(feats, canvas)
+        self._ensure_deployed()
+        with torch.inference_mode(), self._route():
+            feats = list(self.model.extract_image_feats(x[None]))
+            self._key_values = None
+            if self.path == 'fast' and self._pass_key_values:
+                self._key_values = self.model.image_key_values(feats)
+        self._features = [
+            f.float().contiguous() if f.is_floating_point() else f
+            for f in feats
+        ]
+        self._decoder_feats = feats if self.path == 'fast' else \
+            self._features
         self._image_shape = (height, width)
         self._canvas_shape = canvas
         self.reset()
@@ -218,6 +222,9 @@ class InterFormerPredictor:
                 the official evaluation protocol) instead of the image only.
         """
         self._require_image()
+        if not isinstance(positive, (bool, np.bool_)):
+            raise TypeError(f'positive must be a bool (True: foreground '
+                            f'click), got {positive!r}')
         height, width = self._canvas_shape if on_canvas else self._image_shape
         if isinstance(y, bool) or isinstance(x, bool) or not (
                 float(y).is_integer() and float(x).is_integer()):
@@ -294,16 +301,11 @@ class InterFormerPredictor:
         if self._clicks[index] is not None:
             y, x, positive = self._clicks[index]
             add_click_disk(ref, y, x, positive)
-        fast = self._fast_decoding()
-        logits = self._decode(ref, prev_mask, index, fast)
+        logits = self._decode(ref, prev_mask, index)
         with torch.inference_mode():
-            if fast:
-                # the margin is linear in the logits: upsample one channel
-                fg_margin = self.model.upsample_logits(
-                    logits[:, 1:] - logits[:, :1], self._canvas_shape)[0, 0]
-            else:
-                up = self.model.upsample_logits(logits, self._canvas_shape)
-                fg_margin = up[0, 1] - up[0, 0]
+            # the margin is linear in the logits: upsample one channel
+            fg_margin = self.model.upsample_logits(
+                logits[:, 1:] - logits[:, :1], self._canvas_shape)[0, 0]
             fg_margin = fg_margin.cpu()
             mask = (fg_margin > 0).numpy()
             prob = torch.sigmoid(fg_margin).numpy()
@@ -335,67 +337,63 @@ class InterFormerPredictor:
             raise ValueError(f'ref_label codes must be in [0, '
                              f'{NUM_REF_STATES}), got values in '
                              f'[{ref_label.min()}, {ref_label.max()}]')
-        return self._decode(ref_label.astype(np.uint8), prev_mask, step,
-                            self._fast_decoding()).cpu()
+        return self._decode(ref_label.astype(np.uint8), prev_mask,
+                            step).cpu()
 
     def _decode(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
-                step: Optional[int], fast: bool) -> torch.Tensor:
-        """Run neck + head (the fused decoder when ``fast``); returns
-        (1, 2, Hc/4, Wc/4) float32 logits."""
-        ref_t = torch.from_numpy(ref)[None].to(self.device)
+                step: Optional[int]) -> torch.Tensor:
+        """Run neck + head; returns (1, 2, Hc/4, Wc/4) float32 logits."""
+        ref_t = torch.from_numpy(ref)[None, None].to(self.device)
         prev_t = None
         if prev_mask is not None:
-            prev_t = torch.from_numpy(prev_mask)[None].to(self.device)
-        if fast:
-            return self._decoder.decode(self._cache, ref_t, prev_t, step)
+            prev_t = torch.from_numpy(prev_mask)[None, None].to(self.device)
         extra = dict(step=step) if self._pass_step else {}
-        with torch.inference_mode(), self._autocast():
+        if self._ensure_deployed() and self._key_values is not None:
+            with torch.inference_mode():  # made for another deployment
+                self._key_values = self.model.image_key_values(
+                    self._decoder_feats)
+        if self._key_values is not None:
+            extra['key_values'] = self._key_values
+        with torch.inference_mode(), self._route():
             logits = self.model.decode_clicks(
-                self._features,
-                ref_t[:, None],
-                prev_mask=None if prev_t is None else prev_t[:, None],
-                **extra)
+                self._decoder_feats, ref_t, prev_mask=prev_t, **extra)
         return logits.float()
 
-    def _refresh_fast_path(self) -> None:
-        """(Re)build the fused copy when the model's weights changed.
+    # ----------------------------------------------------------------- deploy
+    def redeploy(self) -> Optional[DeployReport]:
+        """(Re)apply the deploy step to the model (fast path only).
 
-        The fast path copies the weights it transforms; loading new weights
-        into ``self.model`` (or patching its methods) is picked up at the
-        next :meth:`set_image`.
+        The constructor does it once. The fused routes are prepared from the
+        weights, so call this after editing the model's weights in place
+        (loading a checkpoint, fine-tuning), then :meth:`set_image`. Two
+        fast predictors of different precisions on one model re-deploy it
+        in turn when their calls alternate: give each its own model copy.
         """
-        methods = tuple(
-            getattr(type(self.model), name, None)
-            for name in ('extract_image_feats', 'decode_clicks',
-                         'decode_neck'))
-        stamp = (_weights_stamp(self.model), methods)
-        if stamp != self._weights_stamp:
-            self._encoder, self._decoder = build_fast_path(
-                self.model, self.precision, self.device)
-            self._weights_stamp = stamp
+        if self.path == 'fast' and self.device.type == 'cpu':
+            self.deploy_report = deploy_model(self.model, self.precision)
+        return self.deploy_report
 
-    def _fast_decoding(self) -> bool:
-        """The fused decoder runs unless hooks observe the neck or head.
-
-        Checked per click (hooks may be added at any time) over a module
-        list kept while ``model.neck`` and ``model.decode_head`` are the
-        same objects: walking the module tree itself costs about a
-        millisecond per click for InterFormer-Tiny.
-        """
-        if self._decoder is None:
+    def _ensure_deployed(self) -> bool:
+        """Re-deploy if another predictor re-deployed the shared model
+        (e.g. in another precision) since; True if it did."""
+        if self.deploy_report is None or getattr(
+                self.model, 'deploy_report', None) is self.deploy_report:
             return False
-        neck, head = self.model.neck, self.model.decode_head
-        cached = self._decoder_modules
-        if cached is None or cached[0] is not neck or cached[1] is not head:
-            cached = self._decoder_modules = (neck, head, (*neck.modules(),
-                                                          *head.modules()))
-        return not any(m._forward_hooks or m._forward_pre_hooks
-                       for m in cached[2])
+        self.redeploy()
+        return True
 
-    def _autocast(self):
-        if self.precision == 'bf16':
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _route(self):
+        """The context of every model call: the reference path suspends the
+        fused routes; bf16 uses CPU autocast where nothing is deployed."""
+        stack = contextlib.ExitStack()
+        if self.path == 'reference':
+            stack.enter_context(deploy_suspended())
+        deployed = self.deploy_report is not None and bool(
+            self.deploy_report.deployed)
+        if self.precision == 'bf16' and not deployed:
+            stack.enter_context(
+                torch.autocast(self.device.type, dtype=torch.bfloat16))
+        return stack
 
     def _require_image(self) -> None:
         if self._features is None:
@@ -425,20 +423,3 @@ def _update_by_prediction(ref_label: np.ndarray,
     index = mask.view(np.uint8) * np.uint8(NUM_REF_STATES) + ref_label
     # cv2.LUT: one vectorised pass (np.take on uint8 indices is ~5x slower)
     return cv2.LUT(index, _UPDATE_LUT)
-
-
-def _weights_stamp(model: torch.nn.Module) -> tuple:
-    """Identity and in-place version of every parameter and buffer."""
-    return tuple((t.data_ptr(), t._version)
-                 for t in (*model.parameters(), *model.buffers())
-                 if not t.is_inference())
-
-
-def _has_hooks(module: torch.nn.Module) -> bool:
-    """True if forward (pre-)hooks are registered in ``module``'s tree.
-
-    The fused fast path does not run the modules, so it cannot honour
-    hooks; the predictor then runs the modules themselves.
-    """
-    return any(m._forward_hooks or m._forward_pre_hooks
-               for m in module.modules())

@@ -10,6 +10,7 @@ Two measurements on a click-test dataset, with the same model:
 * **NoC**: two independent click tests (float32 and bfloat16, same seeds),
   NoC@85/90 of each and their difference.
 """
+import copy
 import time
 from typing import Optional, Sequence
 
@@ -92,8 +93,10 @@ def compare_precisions(
     if indices is None:
         indices = range(len(dataset))
     indices = list(indices)
+    # each its own copy: the deploy step prepares the model in place
+    bf16 = InterFormerPredictor(
+        copy.deepcopy(model), path='fast', precision='bf16')
     fp32 = InterFormerPredictor(model, path='fast', precision='fp32')
-    bf16 = InterFormerPredictor(model, path='fast', precision='bf16')
     agreement = _mask_agreement(fp32, bf16, dataset, indices, protocol, seed)
     result = dict(
         mask_iou_mean=float(agreement.mean()),

@@ -1,10 +1,12 @@
 """Any COCO instance-format JSON as a source of training objects."""
 import contextlib
 import io
+import json
 from typing import List
 
 from mmseg.registry import DATASETS
 
+from .file_checks import json_error
 from .object_dataset import BaseInstanceDataset
 
 __all__ = ['COCOInstanceDataset']
@@ -50,6 +52,8 @@ class COCOInstanceDataset(BaseInstanceDataset):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 api = COCO(self.ann_file)
+        except json.JSONDecodeError as error:
+            raise json_error(self.ann_file, error) from None
         except (AssertionError, KeyError, TypeError) as error:
             raise ValueError(f'{self.ann_file} is not a COCO instance JSON '
                              f'({error!r})') from error

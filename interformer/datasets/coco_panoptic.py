@@ -2,9 +2,9 @@
 import os.path as osp
 from typing import List
 
-import mmengine
 from mmseg.registry import DATASETS
 
+from .file_checks import load_json_file
 from .object_dataset import BaseObjectDataset
 from .transforms.loading import SOURCE_PANOPTIC
 
@@ -69,7 +69,7 @@ class COCOPanopticDataset(BaseObjectDataset):
             ``segment_source='panoptic'``.
         """
         self._check_ann_file()
-        content = mmengine.load(self.ann_file, file_format='json')
+        content = load_json_file(self.ann_file)
         try:
             images = {img['id']: img for img in content['images']}
             isthing = {

@@ -1,9 +1,11 @@
 """LVIS v1 instance annotations as a source of training objects."""
+import json
 import logging
 from typing import List
 
 from mmseg.registry import DATASETS
 
+from .file_checks import json_error
 from .object_dataset import BaseInstanceDataset
 
 # LVIS v1 images carry no file_name, only e.g.
@@ -79,6 +81,8 @@ class LVISDataset(BaseInstanceDataset):
         logging.getLogger('lvis').setLevel(logging.WARNING)
         try:
             api = LVIS(self.ann_file)
+        except json.JSONDecodeError as error:
+            raise json_error(self.ann_file, error) from None
         except (AssertionError, KeyError, TypeError) as error:
             raise ValueError(f'{self.ann_file} is not an LVIS JSON '
                              f'({error!r})') from error

@@ -11,20 +11,36 @@ module holds what all training datasets share:
 * dropping images without any candidate segment,
 * the bounded retry with another index when the pipeline returns ``None``
   (e.g. the crop holds no object), ending in one clear error,
+* a check, when the dataset is built, that every referenced image / PNG
+  exists (all missing files in one error),
+* damaged (truncated) images: an error naming the file
+  (``damaged_images='stop'``, the default) or, with ``'skip'``, a warning
+  naming it, another sample instead, and a count over all workers
+  (:meth:`BaseObjectDataset.damaged_summary`, printed after training by
+  ``DamagedImageSummaryHook``); never a silent grey-filled image,
 * the data info of instance-style annotations (COCO/LVIS polygons, RLE).
 """
+import os
 import os.path as osp
-from typing import Any, List, Optional, Sequence, Union
+import tempfile
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
-import mmengine
+from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 
+from .file_checks import check_files_exist, load_json_file
+from .image_check import DamagedImageError, check_image_file
 from .transforms.loading import SOURCE_INSTANCES
 
 # official InterFormer: MAX_NUM_LOOPS = 100 retries of a failed sample
 MAX_NUM_LOOPS = 100
 
-__all__ = ['BaseObjectDataset', 'BaseInstanceDataset', 'MAX_NUM_LOOPS']
+DAMAGED_MODES = ('stop', 'skip')
+
+__all__ = [
+    'BaseObjectDataset', 'BaseInstanceDataset', 'MAX_NUM_LOOPS',
+    'DAMAGED_MODES'
+]
 
 
 def load_ignore_list(ignore_file: str) -> List[Union[int, str]]:
@@ -36,9 +52,7 @@ def load_ignore_list(ignore_file: str) -> List[Union[int, str]]:
     Returns:
         list[int | str]: Its entries.
     """
-    if not osp.isfile(ignore_file):
-        raise FileNotFoundError(f'ignore_file not found: {ignore_file}')
-    entries = mmengine.load(ignore_file, file_format='json')
+    entries = load_json_file(ignore_file, 'ignore_file')
     if not isinstance(entries, list) or not all(
             isinstance(e, (int, str)) and not isinstance(e, bool)
             for e in entries):
@@ -66,6 +80,13 @@ class BaseObjectDataset(BaseSegDataset):
             Default: True.
         max_refetch (int): Retries with another random index when the
             pipeline returns None. Default: 100.
+        check_files (bool): Check when the dataset is built that every
+            image (and panoptic PNG) exists; all missing files are reported
+            in one error. Default: True.
+        damaged_images (str): What a truncated / undecodable image does in
+            training: ``'stop'`` raises an error naming it, ``'skip'``
+            warns with its name, counts it and uses another sample.
+            Default: ``'stop'``.
         **kwargs: Other :class:`mmseg.datasets.BaseSegDataset` arguments
             (``data_root``, ``data_prefix``, ``pipeline``, ...).
     """
@@ -79,9 +100,24 @@ class BaseObjectDataset(BaseSegDataset):
                  ignore_file: Optional[str] = None,
                  filter_empty: bool = True,
                  max_refetch: int = MAX_NUM_LOOPS,
+                 check_files: bool = True,
+                 damaged_images: str = 'stop',
                  **kwargs) -> None:
+        if damaged_images not in DAMAGED_MODES:
+            raise ValueError(f'{type(self).__name__}: damaged_images must '
+                             f'be one of {DAMAGED_MODES}, got '
+                             f'{damaged_images!r}')
         self.ignore_file = ignore_file
         self.filter_empty = filter_empty
+        self.check_files = check_files
+        self.damaged_images = damaged_images
+        # Workers append the skipped files here (one line each), so that
+        # the count covers every dataloader process.
+        self.damaged_log: Optional[str] = None
+        if damaged_images == 'skip':
+            fd, self.damaged_log = tempfile.mkstemp(
+                prefix='interformer_damaged_', suffix='.txt')
+            os.close(fd)
         super().__init__(ann_file=ann_file, max_refetch=max_refetch, **kwargs)
 
     def num_candidates(self, data_info: dict) -> int:
@@ -134,7 +170,51 @@ class BaseObjectDataset(BaseSegDataset):
                 f'{type(self).__name__}: no image with an annotated segment '
                 f'left in {self.ann_file} (after the ignore list '
                 f'{self.ignore_file} and filter_empty={self.filter_empty})')
+        if self.check_files:
+            check_files_exist([
+                path for info in kept for path in self._sample_files(info)
+            ], type(self).__name__, self.ann_file)
         return kept
+
+    @staticmethod
+    def _sample_files(data_info: dict) -> List[str]:
+        """The files one sample reads: its image (and panoptic PNG)."""
+        files = [data_info['img_path']]
+        if data_info.get('seg_map_path'):
+            files.append(data_info['seg_map_path'])
+        return files
+
+    def prepare_data(self, idx: int) -> Any:
+        """The pipeline output of sample ``idx``; None (another sample)
+        for a damaged image with ``damaged_images='skip'``."""
+        try:
+            for path in self._sample_files(self.get_data_info(idx)):
+                check_image_file(path)
+        except DamagedImageError as err:
+            if self.damaged_images == 'stop':
+                raise DamagedImageError(
+                    f'{err} (set damaged_images=\'skip\' in the dataset '
+                    'config to skip damaged images)') from None
+            self._record_damaged(str(err))
+            return None
+        return super().prepare_data(idx)
+
+    def _record_damaged(self, message: str) -> None:
+        with open(self.damaged_log, 'a', encoding='utf-8') as f:
+            f.write(message.replace('\n', ' ') + '\n')
+        count, _ = self.damaged_summary()
+        print_log(f'{type(self).__name__}: skipped {message} '
+                  f'({count} damaged sample(s) skipped so far)',
+                  logger='current', level=30)
+
+    def damaged_summary(self) -> Tuple[int, List[str]]:
+        """(number of skipped damaged samples, the distinct messages)
+        over every process that used this dataset."""
+        if not self.damaged_log or not osp.isfile(self.damaged_log):
+            return 0, []
+        with open(self.damaged_log, encoding='utf-8') as f:
+            lines = [line.strip() for line in f if line.strip()]
+        return len(lines), sorted(set(lines))
 
     def __getitem__(self, idx: int) -> Any:
         """Run the pipeline on sample ``idx``, retrying on ``None``.
@@ -154,7 +234,7 @@ class BaseObjectDataset(BaseSegDataset):
         if self.test_mode:
             return super().__getitem__(idx)
         first_idx = idx
-        for _ in range(self.max_refetch + 1):
+        for _ in range(self.max_refetch + 1):  # None: no object / damaged
             data = self.prepare_data(idx)
             if data is not None:
                 return data

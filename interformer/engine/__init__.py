@@ -2,6 +2,7 @@
 wrappers."""
 from .hooks import (
     AtomicCheckpointHook,
+    DamagedImageSummaryHook,
     atomic_write_text,
     find_resume_checkpoint,
     remove_stale_tmp_files,
@@ -9,6 +10,7 @@ from .hooks import (
 from .optimizers import CPUAmpOptimWrapper
 
 __all__ = [
-    'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'atomic_write_text',
+    'AtomicCheckpointHook', 'CPUAmpOptimWrapper', 'DamagedImageSummaryHook',
+    'atomic_write_text',
     'find_resume_checkpoint', 'remove_stale_tmp_files'
 ]

@@ -263,9 +263,6 @@ def generate_dataset(root: str,
 
 def load_panoptic(ann_file: str) -> dict:
     """Read a COCO-panoptic JSON with a clear error if it is missing."""
-    if not osp.isfile(ann_file):
-        raise FileNotFoundError(f'panoptic annotation file not found: '
-                                f'{ann_file}')
-    with open(ann_file) as f:
-        return json.load(f)
+    from ..datasets.file_checks import load_json_file
+    return load_json_file(ann_file, 'panoptic annotation file')
 

@@ -1,5 +1,5 @@
-"""The fast path (fused oneDNN copy, cached image side) equals the
-reference path (the segmentor's own modules, everything per click).
+"""The fast path (the model deployed in place, cached image side) equals
+the reference path (the modules' own ops, everything per click).
 
 Small real InterFormer models with every constant parameter randomised
 (BN statistics, biases, norm weights, layer scales, relative bias), so BN
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from interformer.apis import InterFormerPredictor
-from interformer.apis.fast import onednn_available
 from interformer.apis.inference import init_model
 from interformer.evaluation.metrics import iou
 from interformer.interaction import next_click
+from interformer.models.utils.fused_ops import onednn_available
 
 pytestmark = pytest.mark.skipif(
     not onednn_available(), reason='oneDNN CPU ops unavailable')
@@ -78,7 +78,9 @@ def _compare_paths(model, steps=6, precision='fp32'):
     fast = InterFormerPredictor(model, path='fast', precision=precision)
     ref.set_image(image)
     fast.set_image(image)
-    assert fast._decoder is not None and fast._encoder is not None
+    deployed = fast.deploy_report.deployed
+    assert 'backbone' in deployed and 'neck' in deployed
+    assert 'decode_head' in deployed and not fast.deploy_report.skipped
     feat_tol = TOL if precision == 'fp32' else 0.2
     for a, b in zip(ref.features, fast.features):
         assert a.shape == b.shape
@@ -185,6 +187,7 @@ def test_unknown_path_is_rejected_and_new_weights_are_picked_up(repo_root):
     before = fast.predict().prob
     with torch.no_grad():  # e.g. a checkpoint loaded after construction
         model.decode_head.conv_seg.bias[1] += 5.0
+    fast.redeploy()  # the documented call after editing weights
     fast.set_image(image)
     fast.add_click(40, 60, True)
     after = fast.predict().prob
@@ -213,42 +216,12 @@ def test_segmentor_accepts_cached_key_values(repo_root):
     assert torch.equal(cached, plain)
 
 
-def test_fast_encoder_gathers_the_bias_of_grids_over_the_cache_budget():
-    from interformer.apis.fast import FastMAEEncoder
-    from interformer.models.backbones import MAEWithSimpleFPN
-    torch.manual_seed(0)
-    kwargs = dict(
-        img_size=64,
-        embed_dims=64,
-        num_layers=2,
-        num_heads=2,
-        out_dims=(8, 8, 8, 8),
-        init_cfg=None)
-    outputs = {}
-    for budget in (100, 0.001):  # cached / gathered block by block
-        torch.manual_seed(0)
-        backbone = MAEWithSimpleFPN(**kwargs, bias_cache_mb=budget).eval()
-        with torch.no_grad():
-            for name, param in backbone.named_parameters():
-                if 'relative_position_bias_table' in name:
-                    param.normal_(0, 1)
-        x = torch.randn(
-            1, 3, 160, 224, generator=torch.Generator().manual_seed(1))
-        with torch.inference_mode():
-            ref = backbone(x)
-            fast = FastMAEEncoder(backbone, torch.float32)(x)
-        assert (len(backbone.layers[0].attn.bias_cache) == 1) == (budget > 1)
-        for a, b in zip(ref, fast):
-            torch.testing.assert_close(b, a, atol=TOL, rtol=0)
-        outputs[budget] = fast
-    for a, b in zip(*outputs.values()):
-        torch.testing.assert_close(a, b, atol=TOL, rtol=0)
-
-
 @pytest.mark.parametrize('size, out', [((64, 96), (16, 24)),
                                        ((60, 90), (16, 24))])
 def test_click_embedding_at_stride_4_equals_full_resolution(size, out):
-    from interformer.apis.fast import embed_reference_label
+    from interformer.models.necks.imsa.click_embedding import (
+        embed_reference_label,
+    )
     gen = torch.Generator().manual_seed(0)
     label = torch.randint(0, 5, (2, *size), generator=gen, dtype=torch.uint8)
     table = torch.randn(5, 8, generator=gen)
@@ -285,7 +258,9 @@ def test_decode_logits_checks_its_label(repo_root):
 
 
 def test_click_embedding_lookup_is_bitwise_the_four_tap_mean():
-    from interformer.apis.fast import embed_reference_label
+    from interformer.models.necks.imsa.click_embedding import (
+        embed_reference_label,
+    )
     gen = torch.Generator().manual_seed(1)
     label = torch.randint(0, 5, (1, 40, 56), generator=gen, dtype=torch.uint8)
     table = torch.randn(5, 16, generator=gen)
@@ -296,3 +271,14 @@ def test_click_embedding_lookup_is_bitwise_the_four_tap_mean():
     direct = ((tap(1, 1) + tap(1, 2)) + (tap(2, 1) + tap(2, 2))) * 0.25
     fast = embed_reference_label(label, table, (10, 14))
     assert torch.equal(fast.permute(0, 2, 3, 1), direct)
+
+
+def test_add_click_needs_a_real_bool(repo_root):
+    fast = InterFormerPredictor(_build(repo_root), path='fast')
+    image, _ = _scene()
+    fast.set_image(image)
+    for bad in ('no', 1, None):
+        with pytest.raises(TypeError, match='positive'):
+            fast.add_click(40, 60, bad)
+    fast.add_click(40, 60, np.bool_(True))
+    assert fast.clicks == [(40, 60, True)]

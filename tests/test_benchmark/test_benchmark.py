@@ -11,15 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from interformer.apis.fast import onednn_available
-from interformer.apis.fast.ops import (
-    ConvParams,
-    LinearParams,
-    attention,
-    attention_keys,
-    conv,
-    linear,
-)
 from interformer.benchmark import count_flops, summarize_times
 from interformer.benchmark.run import BenchmarkSettings, run_job
 from interformer.benchmark.scenario import benchmark_sample
@@ -28,6 +19,15 @@ from interformer.benchmark.suite import (
     format_table,
     parse_size,
     write_json,
+)
+from interformer.models.utils.fused_ops import (
+    ConvParams,
+    LinearParams,
+    attention,
+    attention_keys,
+    conv,
+    linear,
+    onednn_available,
 )
 
 needs_onednn = pytest.mark.skipif(

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from interformer import ops
-from interformer.apis.fast.ops import channels_last, norm_params
-from interformer.apis.fast.pooled_kv import PyramidKeyValue
 from interformer.models.necks.imsa import PoolingAttention
+from interformer.models.necks.imsa.pooled_kv import PyramidKeyValue
+from interformer.models.utils.fused_ops import channels_last, norm_params
 
 pytestmark = pytest.mark.skipif(
     shutil.which(os.environ.get('CC', 'cc')) is None,
@@ -163,7 +163,6 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
 
 @pytest.mark.parametrize('channels', [32, 64, 128])  # the specialised widths
 def test_native_patch_merging_equals_the_module(channels):
-    from interformer.apis.fast.neck import FastPatchMerging
     from interformer.models.necks.imsa import PatchMerging
     torch.manual_seed(channels)
     module = PatchMerging(channels, 2 * channels).eval()
@@ -171,15 +170,16 @@ def test_native_patch_merging_equals_the_module(channels):
         module.norm.weight.uniform_(0.5, 1.5)
         module.norm.bias.normal_()
     x = torch.randn(1, channels, 11, 16) * 2 + 5
-    fast = FastPatchMerging(module, torch.float32)
     with torch.no_grad():
         expected = module(x)
-    got = fast(channels_last(x))
-    assert got.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
-    fast._native = False  # the PyTorch route of the same object
-    torch.testing.assert_close(fast(channels_last(x)), got, atol=1e-5,
-                               rtol=1e-5)
+        module.switch_to_deploy(torch.float32)
+        got = module(channels_last(x))
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+        # the PyTorch route of the same deployed module
+        module._deploy_state.kernel = False
+        torch.testing.assert_close(module(channels_last(x)), got,
+                                   atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize('channels', [32, 48, 256])
@@ -262,20 +262,19 @@ def test_attention_declares_what_it_does_not_take():
 
 def test_fast_block_bf16_attention_routes_agree():
     """A bf16 I-MSA block with the AMX attention and with PyTorch's SDPA."""
-    from interformer.apis.fast.neck import FastPoolingBlock
     from interformer.models.necks.imsa.blocks import PoolingBlock
     torch.manual_seed(7)
     block = PoolingBlock(64, 2, 4, (1, 2, 3, 4), (8., 12.)).eval()
-    fast = FastPoolingBlock(block, torch.bfloat16)
+    block.switch_to_deploy(torch.bfloat16)
     query, key, value = _attention_inputs(2, 16, 16)
     reason = ops.why_not('attention_bf16', query, key, value, 16, 0.1)
     if reason is not None:
         pytest.skip(reason)
     x = channels_last(torch.randn(1, 64, 12, 17).bfloat16())
     with torch.inference_mode():
-        got = fast(x)
-        fast._attention = False
-        reference = fast(x)
+        got = block(x)
+        block._deploy_state.attention = False
+        reference = block(x)
     assert got.shape == reference.shape and torch.isfinite(got.float()).all()
     error = (got.float() - reference.float()).abs()
     assert error.max() < 0.1 and error.mean() < 0.01
@@ -290,8 +289,8 @@ def test_amx_linear_matches_float32(rows, features, outputs, act,
     """Partial token blocks, output groups narrower than the 64 outputs of
     a block, Hardswish and the residual; as close to the float32 result as
     oneDNN's bf16 linear layer."""
-    from interformer.apis.fast.amx_linear import AmxLinear
-    from interformer.apis.fast.ops import LinearParams, linear
+    from interformer.models.utils.amx_linear import AmxLinear
+    from interformer.models.utils.fused_ops import LinearParams, linear
     torch.manual_seed(rows)
     weight = torch.randn(outputs, features) / features**0.5
     bias = torch.randn(outputs)
@@ -325,7 +324,7 @@ def test_amx_linear_matches_float32(rows, features, outputs, act,
 
 
 def test_amx_linear_declines_what_it_does_not_take():
-    from interformer.apis.fast.amx_linear import AmxLinear
+    from interformer.models.utils.amx_linear import AmxLinear
     weight, x = torch.randn(32, 48), torch.randn(5, 48)
     # 48 input features: not a multiple of the 32-feature tile chunk
     assert AmxLinear(weight, None, torch.bfloat16)(x.bfloat16()) is None

@@ -16,7 +16,10 @@ Two folder layouts exist for GrabCut, Berkeley and DAVIS:
   indexed PNG per object, ``gt/<name>#001.png``, with 1 = object and
   255 = void.
 
-Bad data raises one error naming the offending file.
+Bad data raises one error naming the offending file: a truncated image
+(:func:`~interformer.datasets.image_check.check_image_file`), mask values a
+layout does not define (with the values found and the layout's mapping), an
+empty object.
 """
 import os
 import os.path as osp
@@ -26,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from PIL import Image
+
+from ..image_check import check_image_file
 
 __all__ = [
     'ClickEvalDataset', 'FolderClickEvalDataset', 'GT_OBJECT', 'GT_BACKGROUND',
@@ -54,8 +59,7 @@ def read_rgb_image(path: str) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         ValueError: the file cannot be decoded as an image.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file not found: {path}')
+    check_image_file(path)  # missing / truncated: an error naming it
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f'cannot read image file {path}: not a decodable '
@@ -70,6 +74,7 @@ def read_mask_cv2(path: str) -> np.ndarray:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'mask file not found: {path}')
+    check_image_file(path)
     mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise ValueError(f'cannot read mask file {path}: not a decodable '
@@ -98,6 +103,13 @@ def read_mask_indexed(path: str) -> np.ndarray:
         raise ValueError(f'mask file {path} has dtype {mask.dtype}; '
                          'expected an 8-bit mask')
     return mask
+
+
+def _values(values) -> str:
+    values = [int(v) for v in values]
+    shown = ', '.join(map(str, values[:12]))
+    return '{' + shown + (f', ... ({len(values)} values)}}'
+                          if len(values) > 12 else '}')
 
 
 def _list_images(folder: str) -> Dict[str, str]:
@@ -192,6 +204,12 @@ class FolderClickEvalDataset(ClickEvalDataset):
 
     #: RITM (image folder, mask folder) pairs, tried in order.
     RITM_DIRS: Sequence[Tuple[str, str]] = (('img', 'gt'), )
+    #: The values a RITM-layout mask may hold (None: any) and how
+    #: :meth:`decode_ritm_mask` maps them (for the error messages).
+    RITM_VALUES: Optional[Tuple[int, ...]] = None
+    RITM_RULE = ''
+    FOCUSCUT_VALUES = (GT_BACKGROUND, FOCUSCUT_OBJECT, FOCUSCUT_VOID)
+    FOCUSCUT_RULE = '0 = background, 1 = object, 255 = void (ignored)'
 
     def __init__(self,
                  data_root: str,
@@ -285,13 +303,36 @@ class FolderClickEvalDataset(ClickEvalDataset):
 
     # -------------------------------------------------------------- decoding
     def load_gt(self, instance: dict) -> np.ndarray:
+        path = instance['gt_path']
         if self.layout == 'focuscut':
-            raw = read_mask_indexed(instance['gt_path'])
+            raw = read_mask_indexed(path)
+            allowed, rule = self.FOCUSCUT_VALUES, self.FOCUSCUT_RULE
             gt = np.full(raw.shape, GT_BACKGROUND, np.int8)
             gt[raw == FOCUSCUT_OBJECT] = GT_OBJECT
             gt[raw == FOCUSCUT_VOID] = GT_IGNORE
-            return gt
-        return self.decode_ritm_mask(read_mask_cv2(instance['gt_path']))
+        else:
+            raw = read_mask_cv2(path)
+            allowed, rule = self.RITM_VALUES, self.RITM_RULE
+            gt = self.decode_ritm_mask(raw)
+        values = np.unique(raw)
+        where = (f'mask {path} ({type(self).__name__}, {self.layout} '
+                 f'layout: {rule})')
+        if allowed is not None:
+            unknown = sorted(set(values.tolist()) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f'{where} holds values {_values(unknown)} that the '
+                    f'layout does not define (values found: '
+                    f'{_values(values)}; the layouts: {self.layout_rules()})')
+        if not np.any(gt == GT_OBJECT):
+            raise ValueError(f'{where} has an empty object: values found '
+                             f'{_values(values)}')
+        return gt
+
+    @classmethod
+    def layout_rules(cls) -> str:
+        """How each layout maps mask values, in words."""
+        return f'ritm: {cls.RITM_RULE}; focuscut: {cls.FOCUSCUT_RULE}'
 
     def decode_ritm_mask(self, raw: np.ndarray) -> np.ndarray:
         """Map a RITM-layout mask (H, W, C) uint8 to (H, W) int8 gt."""

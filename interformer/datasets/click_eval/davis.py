@@ -32,6 +32,7 @@ class DAVISDataset(FolderClickEvalDataset):
     """
 
     RITM_DIRS = (('img', 'gt'), ('images', 'masks'))
+    RITM_RULE = '0 = background, any value > 0 = object (max over channels)'
 
     def decode_ritm_mask(self, raw: np.ndarray) -> np.ndarray:
         return decode_davis_mask(raw)

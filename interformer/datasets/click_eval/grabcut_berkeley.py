@@ -9,6 +9,10 @@ __all__ = ['GrabCutDataset', 'BerkeleyDataset']
 #: RITM's GrabCut/Berkeley rule on mask channel 0: 128 is the unlabelled
 #: boundary band (ignored), anything above it is the object.
 RITM_IGNORE_VALUE = 128
+#: The values of the RITM releases' GrabCut / Berkeley masks.
+RITM_MASK_VALUES = (0, RITM_IGNORE_VALUE, 255)
+RITM_MASK_RULE = ('0 = background, 128 = ignore band, 255 = object '
+                  '(channel 0)')
 
 
 def decode_grabcut_mask(raw: np.ndarray) -> np.ndarray:
@@ -40,6 +44,8 @@ class GrabCutDataset(FolderClickEvalDataset):
 
     RITM_DIRS = (('data_GT', 'boundary_GT'), ('img', 'gt'),
                  ('images', 'masks'))
+    RITM_VALUES = RITM_MASK_VALUES
+    RITM_RULE = RITM_MASK_RULE
 
     def decode_ritm_mask(self, raw: np.ndarray) -> np.ndarray:
         return decode_grabcut_mask(raw)
@@ -57,6 +63,8 @@ class BerkeleyDataset(FolderClickEvalDataset):
 
     RITM_DIRS = (('images', 'masks'), ('img', 'gt'),
                  ('data_GT', 'boundary_GT'))
+    RITM_VALUES = RITM_MASK_VALUES
+    RITM_RULE = RITM_MASK_RULE
 
     def decode_ritm_mask(self, raw: np.ndarray) -> np.ndarray:
         return decode_grabcut_mask(raw)

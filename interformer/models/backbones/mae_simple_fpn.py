@@ -9,9 +9,14 @@ patch tokens are reshaped to ``(B, D, H/16, W/16)`` and fed to a
 so mmseg's layer-decay optimizer constructors accept it; parameter names
 are those of the official checkpoints (``cls_token``, ``pos_embed``,
 ``patch_embed.projection``, ``layers.{i}.*``, ``fpn.rescale_ops.*``).
+
+Deployed (:meth:`MAEWithSimpleFPN.switch_to_deploy`), a batch-1 CPU image
+runs the fused route of :mod:`.fused_vit` and returns channels-last levels
+in the working dtype (float32: equal to 1e-4).
 """
 import math
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,8 +27,16 @@ from mmseg.models.backbones.mae import MAE
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.deployable import Deployable, DeployRefused, overridden_method
+from ..utils.fused_ops import channels_last
 from .flexible_pos import ResizeCache, resize_pos_embed_nearest, tensor_stamp
-from .rel_pos_layers import RelPosMAELayer
+from .fused_vit import (
+    FusedViTLayer,
+    LayerBiases,
+    fused_fpn_branch,
+    run_fused_branch,
+)
+from .rel_pos_layers import RelPosMAEAttention, RelPosMAELayer
 from .simple_fpn import SimpleFPN
 
 __all__ = ['MAEWithSimpleFPN']
@@ -34,8 +47,15 @@ SIZE_DIVISOR = 32
 PYRAMID_STRIDES = (4, 8, 16, 32)
 
 
+@dataclass
+class _FusedEncoder:
+    layers: List[FusedViTLayer]
+    biases: LayerBiases
+    fpn: List[list]  # per SimpleFPN branch, its fused steps
+
+
 @MODELS.register_module()
-class MAEWithSimpleFPN(MAE):
+class MAEWithSimpleFPN(Deployable, MAE):
     """MAE ViT + SimpleFPN backbone returning a 4-level pyramid.
 
     Args:
@@ -253,7 +273,42 @@ class MAEWithSimpleFPN(MAE):
             ``(B, 128, H/16, W/16)``, ``(B, 256, H/32, W/32)`` for the
             default ``out_dims``.
         """
+        if isinstance(inputs, Tensor) and inputs.dim() == 4 and \
+                self._use_deployed(inputs):
+            return self._forward_deployed(inputs)
         return self.fpn(self.forward_vit(inputs))
+
+    # ------------------------------------------------------------- deploy
+    deploy_replaces = ('forward', 'forward_vit')
+
+    def _build_deploy_state(self, dtype: torch.dtype) -> _FusedEncoder:
+        for i, layer in enumerate(self.layers):
+            name = overridden_method(layer, RelPosMAELayer, ('forward', )) \
+                or overridden_method(layer.attn, RelPosMAEAttention,
+                                     ('forward', 'rel_pos_bias'))
+            if name is not None:
+                raise DeployRefused(f'layers.{i} overrides {name}()')
+        if overridden_method(self.fpn, SimpleFPN, ('forward', )):
+            raise DeployRefused('the SimpleFPN overrides forward()')
+        return _FusedEncoder(
+            layers=[FusedViTLayer(layer, dtype) for layer in self.layers],
+            biases=LayerBiases([layer.attn for layer in self.layers]),
+            fpn=[fused_fpn_branch(b, dtype) for b in self.fpn.rescale_ops])
+
+    def _forward_deployed(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """(1, 3, H, W) normalised image -> 4 channels-last pyramid levels
+        (working dtype)."""
+        state = self._deploy_state
+        self._check_input(inputs)
+        tokens, hw_shape = self.patch_embed(inputs.float())
+        hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
+        x = torch.cat((self.cls_token.float(), tokens), dim=1)
+        x = (x + self.pos_embed_for(hw_shape)).to(self._deploy_dtype)
+        for layer, bias in zip(state.layers, state.biases(hw_shape)):
+            x = layer(x, bias)
+        grid = x[:, 1:].reshape(1, hw_shape[0], hw_shape[1], -1)
+        grid = channels_last(grid.permute(0, 3, 1, 2))
+        return tuple(run_fused_branch(grid, steps) for steps in state.fpn)
 
 
 def _expected_missing(key: str) -> bool:

@@ -25,6 +25,8 @@ from torch import Tensor
 
 from interformer.interaction.reference_label import REF_UNKNOWN
 
+from ..utils.deployable import to_param_dtype
+
 __all__ = ['ClickSegmentor']
 
 
@@ -96,8 +98,11 @@ class ClickSegmentor(EncoderDecoder):
         Returns:
             Tensor: (B, 2, H/4, W/4) logits (background, foreground).
         """
-        return self.decode_head(
-            list(self.decode_neck(image_feats, ref_label, roi, key_values)))
+        outs = self.decode_neck(image_feats, ref_label, roi, key_values)
+        if not getattr(self.decode_head, 'deployed', False):
+            # a head without a fused route behind a deployed bf16 neck
+            outs = [to_param_dtype(x, self.decode_head) for x in outs]
+        return self.decode_head(list(outs))
 
     def upsample_logits(self, logits: Tensor, size: Sequence[int]) -> Tensor:
         """Bilinear (align_corners=False) resize of (B, 2, h, w) logits to

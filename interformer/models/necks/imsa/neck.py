@@ -13,8 +13,16 @@ Queries carry the clicks, keys/values carry the image::
 The image features ``F_i`` are computed once per image by the backbone; the
 pooled keys/values of every stage's first block depend on ``F_i`` only (see
 :meth:`IMSA.image_key_values`).
+
+Deployed (:meth:`IMSA.switch_to_deploy`, one object on one image on the
+CPU), the maps stay channels-last in the working dtype (float32 or
+bfloat16), the click embedding is one table lookup at stride 4
+(:mod:`.click_embedding`), the blocks and PatchMerging run their own fused
+routes and the output norms a fused GroupNorm; the outputs are the same to
+1e-4 in float32.
 """
 import math
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -25,9 +33,19 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils.deployable import (
+    Deployable,
+    DeployRefused,
+    deploy_suspended,
+    to_param_dtype,
+)
+from ...utils.fused_norms import FusedGroupNorm
+from ...utils.fused_ops import channels_last
 from .attention import KeyValue
 from .blocks import GROUP_NORM_EPS, PoolingBlock
+from .click_embedding import embed_reference_label, quad_table
 from .patch_merging import PatchMerging
+from .pooled_kv import PooledKeyValue
 from .zoom_in import RoiLike, run_blocks, run_blocks_in_roi
 
 __all__ = ['IMSA', 'IMSAStage', 'RefineStage']
@@ -76,8 +94,15 @@ class RefineStage(nn.Module):
         return run_blocks_in_roi(self.blocks, x, roi, stride)
 
 
+@dataclass
+class _FusedNeck:
+    table: Tensor  # (num_ref_states, C0) float32 click embeddings
+    quad: Tensor  # quad_table(table) in the working dtype
+    norms: List[FusedGroupNorm]  # norm0..norm3
+
+
 @MODELS.register_module()
-class IMSA(BaseModule):
+class IMSA(Deployable, BaseModule):
     """Interaction-aware multi-scale attention (I-MSA) neck.
 
     Args:
@@ -239,6 +264,9 @@ class IMSA(BaseModule):
             (B, heads_i, N_kv_i, head_dims_i).
         """
         self._check_feats(image_feats)
+        if self._use_deployed(image_feats[0]):
+            dtype = self._deploy_dtype
+            image_feats = [channels_last(f.to(dtype)) for f in image_feats]
         return [
             stage.blocks[0].key_value(feat)
             for stage, feat in zip(self.stages, image_feats)
@@ -283,8 +311,27 @@ class IMSA(BaseModule):
                              f'[0, {self.num_ref_states}), got values in '
                              f'[{int(ref_label.min())}, '
                              f'{int(ref_label.max())}]')
+        if batch * num_objects == 1 and self._use_deployed(image_feats[0]):
+            return self._forward_deployed(image_feats, ref_label[:, 0], roi,
+                                          key_values)
+        if self._deploy_state is not None:
+            # deployed, but not a fused call (several objects, hooks ...)
+            with deploy_suspended():
+                return self._forward(image_feats, ref_label, roi, key_values)
+        return self._forward(image_feats, ref_label, roi, key_values)
+
+    def _forward(self, image_feats: Sequence[Tensor], ref_label: Tensor,
+                 roi: Optional[RoiLike],
+                 key_values: Optional[Sequence]) -> Tuple[Tensor, ...]:
+        """The modules' own route of :meth:`forward` (inputs checked)."""
+        num_objects = ref_label.shape[1]
+        image_feats = [to_param_dtype(f, self.norm0) for f in image_feats]
         if key_values is None:
             key_values = self.image_key_values(image_feats)
+        key_values = [
+            kv.as_pair(image_feats[0].dtype)
+            if isinstance(kv, PooledKeyValue) else kv for kv in key_values
+        ]
         if num_objects > 1:
             image_feats = [
                 f.repeat_interleave(num_objects, dim=0) for f in image_feats
@@ -303,4 +350,51 @@ class IMSA(BaseModule):
                 x = self.stages[i].downsample(coarse)
             refined = self.refine_stages[i](coarse, roi, self.cum_strides[i])
             outs.append(getattr(self, f'norm{i}')(refined))
+        return tuple(outs)
+
+    # ------------------------------------------------------------- deploy
+    deploy_replaces = ('forward', '_forward', 'image_key_values',
+                       'embed_reference_label')
+
+    def _build_deploy_state(self, dtype: torch.dtype) -> _FusedNeck:
+        for i in range(NUM_STAGES):
+            norm = getattr(self, f'norm{i}')
+            if type(norm) is not nn.GroupNorm or norm.num_groups != 1:
+                raise DeployRefused(f'IMSA norm{i} {norm!r}')
+        table = self.patch_embed.detach().float().clone()
+        return _FusedNeck(
+            table=table,
+            # rounded to the working dtype once: the lookup then equals the
+            # float32 embedding rounded per click, without a conversion pass
+            quad=quad_table(table).to(dtype),
+            norms=[
+                FusedGroupNorm(getattr(self, f'norm{i}'), dtype)
+                for i in range(NUM_STAGES)
+            ])
+
+    def _deploy_watch_modules(self) -> Tuple[nn.Module, ...]:
+        # the stages, blocks and PatchMerging run as modules (their own
+        # routes); only the output norms are bypassed
+        return tuple(getattr(self, f'norm{i}') for i in range(NUM_STAGES))
+
+    def _forward_deployed(self, image_feats: Sequence[Tensor],
+                          ref_label: Tensor, roi: Optional[RoiLike],
+                          key_values: Optional[Sequence]
+                          ) -> Tuple[Tensor, ...]:
+        """The fused route for one object: ref_label (1, H, W); the
+        outputs are channels-last maps in the working dtype."""
+        state, dtype = self._deploy_state, self._deploy_dtype
+        feats = [channels_last(f.to(dtype)) for f in image_feats]
+        if key_values is None:
+            key_values = self.image_key_values(feats)
+        emb = embed_reference_label(ref_label, state.table,
+                                    tuple(feats[0].shape[-2:]), state.quad)
+        x = feats[0] + emb.to(dtype)  # no-op on the stride-4 route
+        outs = []
+        for i in range(NUM_STAGES):
+            coarse = self.stages[i](x, key_values[i])
+            if self.stages[i].downsample is not None:
+                x = self.stages[i].downsample(coarse)
+            refined = self.refine_stages[i](coarse, roi, self.cum_strides[i])
+            outs.append(state.norms[i](refined))
         return tuple(outs)

@@ -1,13 +1,51 @@
-"""PatchMerging between I-MSA stages: 3x3 unfold (stride 2) + LN + Linear."""
+"""PatchMerging between I-MSA stages: 3x3 unfold (stride 2) + LN + Linear.
+
+Deployed, a batch-1 CPU call is one strided convolution plus per-pixel
+statistics. With ``u`` the 9C-vector of a 3x3 patch (zeros outside the
+map), mean ``m`` and standard deviation ``s``, LayerNorm weight ``g`` and
+bias ``b`` and the linear weight ``W``::
+
+    W (g * (u - m) / s + b) = (conv(x, W*g) - m * rowsum(W*g)) / s + W b
+
+``conv`` is a 3x3 stride-2 convolution whose weight is ``W*g`` reshaped to
+(C_out, C, 3, 3) (the unfold order is channel-major, the conv weight
+order). ``m`` and ``s`` come from box means of the channel sums of ``x``
+and ``x^2`` (float64 after the per-pixel sums). This never materialises
+the 9x wider unfolded map; the normalisation is two fused passes
+(``addcmul``) over the conv output, in float32. The conv runs in the
+working dtype: in bfloat16 its output rounding (relative 2^-9 of
+``|conv(x, W*g)|``, which includes ``m * rowsum``) is of the same order as
+the rounding of ``x`` itself (2^-9 of ``|x|``, which includes ``m``), so
+the subtraction adds no error of a new order. Where the dispatcher of
+:mod:`interformer.ops` takes it, the statistics and the normalisation are
+one call on the conv output (``interformer::patch_norm_``), else
+:func:`interformer.ops.patch_norm_reference`.
+"""
+from dataclasses import dataclass
+
+import torch
 import torch.nn as nn
 from torch import Tensor
+
+from interformer import ops as native_ops
+
+from ...utils.deployable import Deployable, DeployRefused, to_param_dtype
+from ...utils.fused_ops import ConvParams, channels_last, conv
 
 __all__ = ['PatchMerging']
 
 LAYER_NORM_EPS = 1e-5
 
 
-class PatchMerging(nn.Module):
+@dataclass
+class _FusedMerging:
+    conv: ConvParams  # 3x3 stride-2 conv with weight W*g
+    row_sum: Tensor  # (1, C_out, 1, 1) float32 rowsum(W*g)
+    shift: Tensor  # (1, C_out, 1, 1) float32 W b
+    kernel: bool  # False: always the PyTorch route
+
+
+class PatchMerging(Deployable, nn.Module):
     """Halve the resolution: ``nn.Unfold(3, stride=2, padding=1)``.
 
     The unfolded features are ordered channel-major (``c * 9 + ky * 3 +
@@ -50,8 +88,48 @@ class PatchMerging(nn.Module):
             raise ValueError(f'PatchMerging: expected a (B, '
                              f'{self.in_channels}, H, W) input, got '
                              f'{tuple(x.shape)}')
+        if self._use_deployed(x):
+            return self._forward_deployed(x)
+        x = to_param_dtype(x, self.norm)
         batch = x.shape[0]
         out_h, out_w = self.output_size(*x.shape[-2:])
         tokens = self.sampler(x).transpose(1, 2)  # (B, H'W', 9C)
         tokens = self.reduction(self.norm(tokens))
         return tokens.transpose(1, 2).reshape(batch, -1, out_h, out_w)
+
+    # ------------------------------------------------------------- deploy
+    def _build_deploy_state(self, dtype: torch.dtype) -> _FusedMerging:
+        if self.kernel_size % 2 != 1:
+            raise DeployRefused('PatchMerging: odd kernels only')
+        if type(self.norm) is not nn.LayerNorm or type(
+                self.reduction) is not nn.Linear or type(
+                    self.sampler) is not nn.Unfold:
+            raise DeployRefused('PatchMerging: replaced norm / reduction')
+        weight = self.reduction.weight.detach().double()  # (C_out, 9C)
+        gamma = self.norm.weight.detach().double()
+        beta = self.norm.bias.detach().double()
+        scaled = weight * gamma[None]
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return _FusedMerging(
+            conv=ConvParams(
+                weight=channels_last(
+                    scaled.view(-1, self.in_channels, k, k).to(dtype)),
+                bias=None,
+                stride=(s, s),
+                padding=(p, p)),
+            row_sum=scaled.sum(1).float().view(1, -1, 1, 1),
+            shift=(weight @ beta).float().view(1, -1, 1, 1),
+            kernel=True)
+
+    def _forward_deployed(self, x: Tensor) -> Tensor:
+        """(1, C, H, W) -> channels-last (1, C_out, h, w), working dtype."""
+        state = self._deploy_state
+        x = channels_last(x.to(self._deploy_dtype))
+        # a fresh channels-last map, normalised in place by the kernel
+        out = channels_last(conv(x, state.conv))
+        args = (x, out, state.row_sum, state.shift, self.kernel_size,
+                self.stride, self.padding, self.norm.eps)
+        if state.kernel and native_ops.use_native('patch_norm', *args):
+            torch.ops.interformer.patch_norm_(*args)
+            return out
+        return native_ops.patch_norm_reference(*args)

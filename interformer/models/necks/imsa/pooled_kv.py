@@ -1,4 +1,4 @@
-"""Pyramid-pooled keys/values of an I-MSA block for the fused attention.
+"""Pyramid-pooled keys/values of an I-MSA block on its fused route.
 
 :meth:`PoolingAttention.key_value <interformer.models.necks.imsa.
 PoolingAttention.key_value>` max-pools a key/value map to four small grids
@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ... import ops as native_ops
-from ...ops.pyramid_tokens import MAX_CHANNELS, pyramid_tokens_args
-from .amx_linear import AmxLinear
-from .ops import (
+from interformer import ops as native_ops
+from interformer.ops.pyramid_tokens import MAX_CHANNELS, pyramid_tokens_args
+
+from ...utils.amx_linear import AmxLinear
+from ...utils.fused_ops import (
     ConvParams,
     LinearParams,
     channels_last,
@@ -60,6 +61,12 @@ class PooledKeyValue(NamedTuple):
     value: Tensor
     mask: Optional[Tensor]
     num_keys: int
+
+    def as_pair(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        """(K, V) without the padded keys, in ``dtype``: the form
+        :meth:`PoolingAttention.forward` takes (same attention result)."""
+        return (self.key[:, :, :self.num_keys].to(dtype),
+                self.value[:, :, :self.num_keys].to(dtype))
 
 
 class _Grid(NamedTuple):

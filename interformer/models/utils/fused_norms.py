@@ -1,7 +1,7 @@
-"""GroupNorm(1, C) on the fast path's channels-last maps.
+"""GroupNorm(1, C) on the fused routes' channels-last maps.
 
 The I-MSA neck normalises every block's input twice and each stage's output
-once with ``GroupNorm(1, C)``. :class:`FastGroupNorm` runs the C kernel
+once with ``GroupNorm(1, C)``. :class:`FusedGroupNorm` runs the C kernel
 (``interformer::group_norm``, :mod:`interformer.ops`: two flat passes for
 the statistics, one for the affine) where the dispatcher takes it, else
 PyTorch's ``F.group_norm`` with the float32 weights.
@@ -12,13 +12,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ... import ops as native_ops
-from .ops import norm_params
+from interformer import ops as native_ops
 
-__all__ = ['FastGroupNorm']
+from .fused_ops import norm_params
+
+__all__ = ['FusedGroupNorm']
 
 
-class FastGroupNorm:
+class FusedGroupNorm:
     """``GroupNorm(1, C)`` keeping the input dtype and channels-last layout.
 
     Args:

@@ -1,26 +1,25 @@
-"""The once-per-image encoder on the fast path: MAE ViT + SimpleFPN.
+"""The fused route of :class:`~interformer.models.backbones.MAEWithSimpleFPN`.
 
-Same computation as :class:`~interformer.models.backbones.MAEWithSimpleFPN`
-in eval mode, with every Linear layer a oneDNN call: qkv, the output
-projection fused with the layer scale and the residual, the first FFN layer
-fused with its (erf) GELU, the second fused with the layer scale and the
-residual; attention in float32 scores (:func:`~.ops.attention`). The
-relative-position bias for the input's token grid comes from the backbone's
+Same computation as the backbone in eval mode, with every Linear layer a
+oneDNN call: qkv, the output projection fused with the layer scale and the
+residual, the first FFN layer fused with its (erf) GELU, the second fused
+with the layer scale and the residual; attention in float32 scores
+(:func:`~interformer.models.utils.fused_ops.attention`). The
+relative-position bias for the input's token grid comes from each layer's
 own per-grid cache (float32) when it fits the cache's memory budget; for
 larger grids it is gathered from the bias table block by block inside the
-attention (:class:`~.ops.GatheredBias`), so no (heads, N, N) matrix is
-built at all.
+attention (:class:`~interformer.models.utils.fused_ops.GatheredBias`), so
+no (heads, N, N) matrix is built at all.
 """
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...models.backbones import MAEWithSimpleFPN
-from ...models.backbones.flexible_pos import resize_rel_pos_index
-from .ops import (
+from ..utils.deployable import DeployRefused
+from ..utils.fused_ops import (
     ConvParams,
     GatheredBias,
     LinearParams,
@@ -32,16 +31,20 @@ from .ops import (
     linear,
     linear_add,
 )
+from .flexible_pos import resize_rel_pos_index
 
-__all__ = ['FastMAEEncoder']
+__all__ = [
+    'FusedViTLayer', 'fused_fpn_branch', 'run_fused_branch', 'LayerBiases'
+]
 
 
-class _FastViTLayer:
-    """One pre-norm ViT block with layer scale (``RelPosMAELayer``)."""
+class FusedViTLayer:
+    """A ``RelPosMAELayer`` (pre-norm ViT block with layer scale) prepared
+    for its fused route; built by :meth:`MAEWithSimpleFPN.switch_to_deploy
+    <interformer.models.backbones.MAEWithSimpleFPN.switch_to_deploy>`."""
 
     def __init__(self, layer: nn.Module, dtype: torch.dtype) -> None:
         attn = layer.attn
-        self.attn = attn
         self.num_heads = attn.num_heads
         self.scale = attn.scale
         self.ln1 = (layer.ln1.weight.detach().float(),
@@ -54,7 +57,7 @@ class _FastViTLayer:
         fc1, act = layer.ffn.layers[0][0], layer.ffn.layers[0][1]
         fc2 = layer.ffn.layers[1]
         if not isinstance(act, nn.GELU) or act.approximate != 'none':
-            raise NotImplementedError(f'fast encoder: FFN activation '
+            raise DeployRefused(f'MAE layer: FFN activation '
                                       f'{act!r}')
         self.fc1 = LinearParams.from_linear(fc1, dtype, act='gelu')
         self.fc2 = LinearParams.from_linear(
@@ -78,13 +81,13 @@ class _FastViTLayer:
         return linear_add(hidden, x, self.fc2)
 
 
-def _fpn_branch(branch: nn.Sequential, dtype: torch.dtype) -> list:
+def fused_fpn_branch(branch: nn.Sequential, dtype: torch.dtype) -> list:
     """A SimpleFPN branch as a list of (kind, params) steps."""
     steps = []
     for module in branch:
         if isinstance(module, nn.ConvTranspose2d):
             if tuple(module.output_padding) != (0, 0):
-                raise NotImplementedError('fast encoder: output_padding')
+                raise DeployRefused('SimpleFPN: output_padding')
             params = ConvParams(
                 weight=channels_last(module.weight.detach().float().to(dtype)),
                 bias=None
@@ -103,12 +106,12 @@ def _fpn_branch(branch: nn.Sequential, dtype: torch.dtype) -> list:
         elif isinstance(module, nn.GELU) and module.approximate == 'none':
             steps.append(('gelu', None))
         else:
-            raise NotImplementedError(f'fast encoder: SimpleFPN layer '
+            raise DeployRefused(f'SimpleFPN: layer '
                                       f'{type(module).__name__}')
     return steps
 
 
-def _run_branch(x: Tensor, steps: list) -> Tensor:
+def run_fused_branch(x: Tensor, steps: list) -> Tensor:
     for kind, params in steps:
         if kind == 'conv_transpose':
             x = conv_transpose(x, params)
@@ -122,34 +125,30 @@ def _run_branch(x: Tensor, steps: list) -> Tensor:
     return x
 
 
-class FastMAEEncoder:
-    """Fused copy of a :class:`MAEWithSimpleFPN` for batch-1 inference.
+class LayerBiases:
+    """Per-layer relative biases of the fused route for a token grid.
+
+    Dense cached tensors (the layers' own per-grid cache) when the grid fits
+    the cache budget, :class:`GatheredBias` otherwise; the resized index is
+    kept for the last grid (one for all layers when they share it).
 
     Args:
-        backbone: the source backbone (eval mode, weights loaded).
-        dtype: working dtype (float32 or bfloat16).
+        attns: the layers' ``RelPosMAEAttention`` modules.
     """
 
-    def __init__(self, backbone: nn.Module, dtype: torch.dtype) -> None:
-        if not isinstance(backbone, MAEWithSimpleFPN):
-            raise NotImplementedError(f'fast path: unsupported backbone '
-                                      f'{type(backbone).__name__}')
-        self.backbone = backbone
-        self.dtype = dtype
-        self.layers = [
-            _FastViTLayer(layer, dtype) for layer in backbone.layers
-        ]
-        self.fpn = [_fpn_branch(b, dtype) for b in backbone.fpn.rescale_ops]
-        first = backbone.layers[0].attn.relative_position_index
+    def __init__(self, attns: Sequence[nn.Module]) -> None:
+        self.attns = list(attns)
+        first = self.attns[0].relative_position_index
         self._shared_index = all(
-            torch.equal(layer.attn.relative_position_index, first)
-            for layer in backbone.layers)
-        self._index, self._index_grid = None, None
+            torch.equal(a.relative_position_index, first)
+            for a in self.attns)
+        self._index: Optional[List[Tensor]] = None
+        self._index_grid: Optional[Tuple[int, int]] = None
 
-    def _biases(self, hw_shape: Tuple[int, int]) -> list:
+    def __call__(self, hw_shape: Tuple[int, int]) -> list:
         """Per-layer relative bias: cached dense tensors when the grid fits
         the backbone's cache budget, :class:`GatheredBias` otherwise."""
-        attns = [layer.attn for layer in self.layers]
+        attns = self.attns
         if all(a._fits_cache(hw_shape) for a in attns):
             return [a.rel_pos_bias(hw_shape) for a in attns]
         if self._index_grid != hw_shape:
@@ -166,21 +165,3 @@ class FastMAEEncoder:
             for i, a in enumerate(attns)
         ]
 
-    @torch.inference_mode()
-    def __call__(self, inputs: Tensor) -> List[Tensor]:
-        """(1, 3, H, W) normalised image -> 4 channels-last pyramid levels
-        (working dtype)."""
-        backbone = self.backbone
-        backbone._check_input(inputs)
-        if inputs.shape[0] != 1:
-            raise ValueError(f'fast encoder: batch must be 1, got '
-                             f'{inputs.shape[0]}')
-        tokens, hw_shape = backbone.patch_embed(inputs.float())
-        hw_shape = (int(hw_shape[0]), int(hw_shape[1]))
-        x = torch.cat((backbone.cls_token.float(), tokens), dim=1)
-        x = (x + backbone.pos_embed_for(hw_shape)).to(self.dtype)
-        for layer, bias in zip(self.layers, self._biases(hw_shape)):
-            x = layer(x, bias)
-        grid = x[:, 1:].reshape(1, hw_shape[0], hw_shape[1], -1)
-        grid = channels_last(grid.permute(0, 3, 1, 2))
-        return [_run_branch(grid, steps) for steps in self.fpn]

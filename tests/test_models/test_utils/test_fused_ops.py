@@ -1,17 +1,18 @@
-"""The fused oneDNN primitives of the fast path against plain PyTorch."""
+"""The fused oneDNN primitives of the deployed routes against plain
+PyTorch."""
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from interformer.apis.fast import onednn_available
-from interformer.apis.fast.ops import (
+from interformer.models.utils.fused_ops import (
     MAX_PACKED_SHAPES,
     ConvParams,
     LinearParams,
     conv,
     conv_add,
     linear,
+    onednn_available,
     packed_linear_weight,
     packed_weight,
 )

@@ -1,21 +1,20 @@
-"""Fast-path neck parts against the modules they replace: the pyramid
+"""Fused routes of the neck parts against the modules' own ops: the pyramid
 keys/values (the C kernel, or one grouped conv over a stacked canvas; bf16
-padding + mask) and PatchMerging (one strided conv + window statistics)."""
+padding + mask) and deployed PatchMerging (one strided conv + window
+statistics)."""
 import threading
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from interformer.apis.fast import onednn_available
-from interformer.apis.fast.neck import FastPatchMerging
-from interformer.apis.fast.ops import channels_last
-from interformer.apis.fast.pooled_kv import (
+from interformer.models.necks.imsa import PatchMerging, PoolingAttention
+from interformer.models.necks.imsa.pooled_kv import (
     KV_PAD,
     MAX_CACHED_GRIDS,
     PyramidKeyValue,
 )
-from interformer.models.necks.imsa import PatchMerging, PoolingAttention
+from interformer.models.utils.fused_ops import channels_last, onednn_available
 
 pytestmark = pytest.mark.skipif(
     not onednn_available(), reason='oneDNN CPU ops unavailable')
@@ -145,18 +144,20 @@ def test_bf16_keys_are_padded_and_the_padding_is_masked_out(route):
 
 
 def _patch_merging(module, dtype, route):
-    fast = FastPatchMerging(module, dtype)
+    """The module deployed in ``dtype`` on one route."""
+    module.switch_to_deploy(dtype)
+    state = module._deploy_state
     if route == 'torch':
-        fast._native = None
-    elif fast._native is None:
+        state.kernel = None
+    elif state.kernel is None:
         pytest.skip('the native kernel is unavailable (no C compiler)')
-    return fast
+    return module
 
 
 @pytest.mark.parametrize('route', ROUTES)
 @pytest.mark.parametrize('offset', [0.0, 30.0])
 @pytest.mark.parametrize('size', [(9, 14), (8, 8)])
-def test_fast_patch_merging_equals_the_module(size, offset, route):
+def test_deployed_patch_merging_equals_the_module(size, offset, route):
     """Exact in fp32 also when the patches have a large common offset
     (mean 30 standard deviations away from zero) and at the borders, where
     the zero padding enters the statistics."""
@@ -168,21 +169,23 @@ def test_fast_patch_merging_equals_the_module(size, offset, route):
     x = torch.randn(1, 12, *size) + offset
     with torch.no_grad():
         expected = module(x)
-    out = _patch_merging(module, torch.float32, route)(channels_last(x))
+    with torch.no_grad():
+        out = _patch_merging(module, torch.float32, route)(channels_last(x))
     assert out.shape == expected.shape
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize('route', ROUTES)
-def test_fast_patch_merging_bf16_stays_close(route):
+def test_deployed_patch_merging_bf16_stays_close(route):
     torch.manual_seed(5)
     module = PatchMerging(32, 64).eval()
     x = torch.randn(1, 32, 12, 16) + 2
     with torch.no_grad():
         expected = module(x.bfloat16().float())
-    out = _patch_merging(module, torch.bfloat16, route)(
-        channels_last(x.bfloat16()))
+    with torch.no_grad():
+        out = _patch_merging(module, torch.bfloat16, route)(
+            channels_last(x.bfloat16()))
     assert out.dtype == torch.bfloat16
     error = (out.float() - expected).abs()
     # a few bf16 ulps of outputs of magnitude ~1

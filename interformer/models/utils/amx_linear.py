@@ -13,8 +13,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ... import ops as native_ops
-from ...ops.linear import ACTIVATIONS, pack_linear_weight
+from interformer import ops as native_ops
+from interformer.ops.linear import ACTIVATIONS, pack_linear_weight
 
 __all__ = ['AmxLinear']
 
