@@ -31,7 +31,7 @@ The distance transform is separable: a column pass (distance to the nearest
 zero above or below, by cumulative max/min) and a row pass
 ``D(x) = min_x' (x - x')^2 + g(x')^2``, whose leftmost minimiser is
 monotone in ``x``; it is found level by level (divide and conquer, each
-level a fixed-shape searchsorted + scatter-min over ``W + #queries``
+level a fixed-shape scatter + cumsum + scatter-min over ``W + #queries``
 positions per row), about ``log2(W)`` levels of ``O(W)`` work per row.
 """
 import math
@@ -59,9 +59,9 @@ __all__ = [
 _KEY_BITS = 11  # argmin key = cost << _KEY_BITS | x' (x' < 2^11)
 #: Random 32-bit words drawn per sample and click (see :func:`lemire_index`).
 WORDS_PER_CLICK = 3
-#: Widest row for the int32 route: cost < 2 * 1026^2 and x' < 2^11 keep
-#: the key below 2^31.
-_INT32_MAX_SIZE = 1026
+#: Largest ``max(H, W) + 2`` for the int32 route: a cost is at most
+#: ``(W + 1)^2 + (H / 2 + 1)^2 < 2^20``, so the key stays below 2^31.
+_INT32_MAX_SIZE = 900
 
 
 def _column_pass(mask: Tensor, dtype: torch.dtype) -> Tensor:

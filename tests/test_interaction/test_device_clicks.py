@@ -64,6 +64,12 @@ def test_squared_edt_matches_the_padded_opencv_transform(device):
             padded_distance_transform(mask).astype(np.float64)**2)
         got = dc.squared_edt(torch.from_numpy(mask)[None].to(device))
         np.testing.assert_array_equal(got[0].cpu().numpy(), expected)
+    # wide rows take the int64 route
+    mask = np.ones((5, 1100), bool)
+    mask[2, ::97] = False
+    expected = np.rint(padded_distance_transform(mask).astype(np.float64)**2)
+    got = dc.squared_edt(torch.from_numpy(mask)[None].to(device))
+    np.testing.assert_array_equal(got[0].cpu().numpy(), expected)
 
 
 def test_lemire_index_is_numpy_integers_including_rejections():
