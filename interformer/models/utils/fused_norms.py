@@ -28,7 +28,7 @@ class FusedGroupNorm:
 
     def __init__(self, module: nn.GroupNorm, dtype: torch.dtype) -> None:
         if getattr(module, 'num_groups', 1) != 1:
-            raise NotImplementedError(f'fast path: GroupNorm with '
+            raise NotImplementedError(f'fused GroupNorm: GroupNorm with '
                                       f'{module.num_groups} groups')
         self.dtype = dtype
         self.params: Tuple[Optional[Tensor], Optional[Tensor],
