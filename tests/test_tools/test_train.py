@@ -170,7 +170,8 @@ def test_leaf_configs(repo_root, config):
     assert cfg.model.backbone.num_layers == num_layers
     assert cfg.model.backbone.embed_dims == dims
     assert cfg.optim_wrapper.optimizer == dict(
-        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+        type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05,
+        fused=True)
     assert cfg.train_dataloader.batch_size == 4
     assert cfg.train_cfg.max_iters == 320000
     assert cfg.default_hooks.checkpoint.interval == 20000
