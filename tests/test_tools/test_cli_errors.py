@@ -106,3 +106,9 @@ def test_exit_status_from_the_shell(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('error: ') and 'missing.py' in lines[-1]
     assert 'Traceback' not in proc.stderr
+
+
+def test_quickstart_takes_work_dir_and_out_alias():
+    tool = _tool('quickstart.py')
+    assert tool.parse_args(['--work-dir', 'a']).work_dir == 'a'
+    assert tool.parse_args(['--out', 'b']).work_dir == 'b'
