@@ -112,3 +112,15 @@ def test_quickstart_takes_work_dir_and_out_alias():
     tool = _tool('quickstart.py')
     assert tool.parse_args(['--work-dir', 'a']).work_dir == 'a'
     assert tool.parse_args(['--out', 'b']).work_dir == 'b'
+
+
+def test_error_from_a_dataloader_worker_is_one_line():
+    from interformer.utils.cli import format_user_error
+    wrapped = ValueError(
+        'Caught DamagedImageError in DataLoader worker process 0.\n'
+        'Original Traceback (most recent call last):\n'
+        '  File "x.py", line 1, in <module>\n'
+        'interformer.datasets.image_check.DamagedImageError: damaged image '
+        'file a.jpg: truncated')
+    assert format_user_error(wrapped) == \
+        'error: damaged image file a.jpg: truncated'
