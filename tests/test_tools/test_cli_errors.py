@@ -45,6 +45,8 @@ def _one_line_error(code, err, *names):
      ['max_iter', 'max_iters']),
     ('train.py', [QUICKSTART, '--cfg-options', 'model.neck.nonexistent=1'],
      ['model.neck', 'nonexistent']),
+    ('train.py', [QUICKSTART, '--launcher', 'pytorch'],
+     ['--launcher pytorch', 'torchrun']),
     ('model_summary.py', ['missing_cfg.py'], ['missing_cfg.py']),
     ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
                       'no/such/folder'], ['no/such/folder']),
@@ -55,6 +57,8 @@ def _one_line_error(code, err, *names):
                       'x', '--device', 'cuda:7'], ['--device', 'cuda:7']),
     ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
                       'x', '--device', 'gpu0'], ['--device', 'gpu0']),
+    ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
+                      'x', '--launcher', 'pytorch'], ['dist_clicktest.sh']),
     ('quickstart.py', ['--config', 'missing_quickstart.py', '--work-dir',
                        'unused'], ['missing_quickstart.py']),
     ('model_converters/mae2interformer.py', ['missing.pth', 'out.pth'],
@@ -65,6 +69,7 @@ def _one_line_error(code, err, *names):
 def test_user_errors_are_one_line(relpath, argv, names, capsys, tmp_path,
                                   monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('RANK', raising=False)
     code, err = _run(relpath, argv, capsys)
     _one_line_error(code, err, *names)
 
