@@ -1,7 +1,7 @@
 """Speed of InterFormer on this machine: encoder per image, decoder per click.
 
     python tools/benchmark.py [--models light tiny] \
-        [--sizes 352x512 480x640 768x1024] [--paths reference fast bf16] \
+        [--sizes 352x512 480x640 768x1024] [--paths reference fast bf16 onnx] \
         [--clicks 50] [--threads 2] [--json results.json]
 
 Full-size Light (ViT-B) and Tiny (ViT-L) with random weights, on a GrabCut

@@ -21,6 +21,7 @@ from interformer.serving.cli import (  # noqa: E402
     build_app,
     check_paths,
 )
+from interformer.utils.cli import add_debug_flag, run_tool  # noqa: E402
 
 DEFAULT_CONFIG = 'work_dirs/quickstart/interformer_quickstart.py'
 DEFAULT_CHECKPOINT = 'work_dirs/quickstart/latest.pth'
@@ -37,6 +38,7 @@ def parse_args(argv=None, check: bool = False) -> argparse.Namespace:
     add_model_arguments(parser)
     parser.add_argument('--verbose', action='store_true',
                         help='log every request')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if check:
         defaults = (args.config == DEFAULT_CONFIG
@@ -57,4 +59,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

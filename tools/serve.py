@@ -21,6 +21,7 @@ from interformer.serving.cli import (  # noqa: E402
     build_app,
     check_paths,
 )
+from interformer.utils.cli import add_debug_flag, run_tool  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='processes, each with its own model and cache')
     parser.add_argument('--no-demo', action='store_true',
                         help='do not serve the demo page at /')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     check_paths(parser, args)
     if args.cache_mb < 0:
@@ -58,4 +60,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

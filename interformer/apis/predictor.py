@@ -33,17 +33,17 @@ import inspect
 from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 
 from ..interaction import (
     NUM_REF_STATES,
-    add_click_disk,
+    canvas_shape,
+    click_step,
+    foreground_probability,
     new_reference_label,
-    update_by_prediction,
+    pad_to_canvas,
 )
 from ..models.deploy import DeployReport, deploy_model, deploy_suspended
 from .inference import init_model
@@ -163,11 +163,16 @@ class InterFormerPredictor:
         self._require_image()
         return self._features
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: np.ndarray, features=None) -> None:
         """Encode an image once; clears the clicks.
 
         Args:
             image: (H, W, 3) uint8 RGB array.
+            features: optional encoder outputs of this image from a feature
+                store (:class:`~interformer.deploy.ImageFeatures` or a
+                feature-file path, see ``tools/encode_images.py``); the
+                backbone then does not run. Features of another model or
+                image are refused (sha256).
         """
         if not isinstance(image, np.ndarray):
             raise TypeError(f'image must be a numpy array, '
@@ -180,14 +185,16 @@ class InterFormerPredictor:
         if image.shape[0] < 1 or image.shape[1] < 1:
             raise ValueError(f'image is empty: {image.shape}')
         height, width = image.shape[:2]
-        div = self.size_divisor
-        canvas = (-(-height // div) * div, -(-width // div) * div)
+        canvas = canvas_shape(height, width, self.size_divisor)
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
-        x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
+        x = pad_to_canvas(x, canvas, 0.0)
         self._ensure_deployed()
         with torch.inference_mode(), self._route():
-            feats = list(self.model.extract_image_feats(x[None]))
+            if features is None:
+                feats = list(self.model.extract_image_feats(x[None]))
+            else:
+                feats = self._stored_features(features, image, canvas)
             self._key_values = None
             if self.path == 'fast' and self._pass_key_values:
                 self._key_values = self.model.image_key_values(feats)
@@ -200,6 +207,23 @@ class InterFormerPredictor:
         self._image_shape = (height, width)
         self._canvas_shape = canvas
         self.reset()
+
+    def _stored_features(self, features, image: np.ndarray,
+                         canvas: Tuple[int, int]) -> List[torch.Tensor]:
+        """The 4 pyramid maps of a store entry, checked to be this model's
+        (weights sha256) and this image's."""
+        from ..deploy.export import weights_sha256
+        from ..deploy.feature_store import check_features
+        stamp = tuple((t.data_ptr(), t._version)
+                      for t in self.model.parameters())
+        if getattr(self, '_sha256_stamp', None) != stamp:
+            self._sha256 = weights_sha256(self.model)
+            self._sha256_stamp = stamp
+        stored = check_features(features, self._sha256, image, canvas)
+        return [
+            torch.from_numpy(stored.arrays[f'feat{i}'].astype(
+                np.float32)).to(self.device) for i in range(4)
+        ]
 
     # ----------------------------------------------------------------- clicks
     def reset(self) -> None:
@@ -290,26 +314,29 @@ class InterFormerPredictor:
         return self._steps[-1].ref_label.copy()
 
     def _decode_step(self, index: int) -> _Step:
-        """Evaluate click ``index`` given the evaluated steps before it."""
+        """Evaluate click ``index`` given the evaluated steps before it:
+        one :func:`~interformer.interaction.click_step.click_step` (update
+        by the previous mask, the click disk, neck + head, argmax)."""
         if index == 0:
-            ref = new_reference_label(*self._canvas_shape)
-            prev_mask = None
+            ref, prev_mask = new_reference_label(*self._canvas_shape), None
         else:
             prev = self._steps[index - 1]
-            ref = _update_by_prediction(prev.ref_label, prev.mask)
-            prev_mask = prev.mask
-        if self._clicks[index] is not None:
-            y, x, positive = self._clicks[index]
-            add_click_disk(ref, y, x, positive)
-        logits = self._decode(ref, prev_mask, index)
+            ref, prev_mask = prev.ref_label, prev.mask
+        out = click_step(self._decode_margin, ref, prev_mask,
+                         self._clicks[index], step=index)
+        return _Step(ref_label=out.ref_label, mask=out.foreground,
+                     prob=foreground_probability(out.margin).numpy())
+
+    def _decode_margin(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
+                       step: int) -> torch.Tensor:
+        """The click step's decoder: (Hc, Wc) float32 CPU foreground margin
+        (foreground minus background logit) on the canvas."""
+        logits = self._decode(ref, prev_mask, step)
         with torch.inference_mode():
             # the margin is linear in the logits: upsample one channel
-            fg_margin = self.model.upsample_logits(
-                logits[:, 1:] - logits[:, :1], self._canvas_shape)[0, 0]
-            fg_margin = fg_margin.cpu()
-            mask = (fg_margin > 0).numpy()
-            prob = torch.sigmoid(fg_margin).numpy()
-        return _Step(ref_label=ref, mask=mask, prob=prob)
+            return self.model.upsample_logits(
+                logits[:, 1:] - logits[:, :1],
+                self._canvas_shape)[0, 0].cpu()
 
     def decode_logits(self,
                       ref_label: np.ndarray,
@@ -399,27 +426,3 @@ class InterFormerPredictor:
         if self._features is None:
             raise RuntimeError('no image set: call set_image(image) before '
                                'adding clicks or predicting')
-
-
-def _reference_update_table() -> np.ndarray:
-    """``update_by_prediction`` tabulated: entry ``5 * fg + code``."""
-    codes = np.arange(NUM_REF_STATES, dtype=np.uint8)
-    return np.concatenate([
-        update_by_prediction(codes, np.zeros(NUM_REF_STATES, bool)),
-        update_by_prediction(codes, np.ones(NUM_REF_STATES, bool))
-    ]).astype(np.uint8)
-
-
-_UPDATE_TABLE = _reference_update_table()
-#: the table padded to the 256 entries of a uint8 lookup table
-_UPDATE_LUT = np.zeros(256, np.uint8)
-_UPDATE_LUT[:_UPDATE_TABLE.size] = _UPDATE_TABLE
-
-
-def _update_by_prediction(ref_label: np.ndarray,
-                          mask: np.ndarray) -> np.ndarray:
-    """:func:`update_by_prediction` for uint8 codes and a bool mask, as a
-    table lookup (one pass instead of six)."""
-    index = mask.view(np.uint8) * np.uint8(NUM_REF_STATES) + ref_label
-    # cv2.LUT: one vectorised pass (np.take on uint8 indices is ~5x slower)
-    return cv2.LUT(index, _UPDATE_LUT)

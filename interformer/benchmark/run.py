@@ -49,6 +49,8 @@ PATH_SETTINGS = {
     'reference': dict(path='reference', precision='fp32'),
     'fast': dict(path='fast', precision='fp32'),
     'bf16': dict(path='fast', precision='bf16'),
+    # the model exported to ONNX, run by onnxruntime (interformer.deploy)
+    'onnx': dict(path='onnx', precision='fp32'),
 }
 MAX_CLICKS_PER_OBJECT = 20
 #: Reference labels compared between paths (teacher-forced).
@@ -154,8 +156,26 @@ def measure_path(name: str,
         dict: the record fields plus ``ref_labels`` / ``logits`` (used by
         the following paths; not written to the record).
     """
+    if PATH_SETTINGS[name]['path'] == 'onnx':
+        import tempfile
+
+        from ..deploy import OnnxPredictor
+        from ..deploy.export import export_onnx
+        with tempfile.TemporaryDirectory(prefix='onnx_') as folder:
+            export_onnx(model, folder)
+            predictor = OnnxPredictor(folder, torch.get_num_threads())
+            return _measure_predictor(name, predictor, image, gt, settings,
+                                      ref_labels, ref_logits)
     from ..apis import InterFormerPredictor
     predictor = InterFormerPredictor(model, **PATH_SETTINGS[name])
+    return _measure_predictor(name, predictor, image, gt, settings,
+                              ref_labels, ref_logits)
+
+
+def _measure_predictor(name, predictor, image, gt, settings, ref_labels,
+                       ref_logits) -> dict:
+    """:func:`measure_path` on a built predictor (onnxruntime's FLOPs are
+    not visible to torch's counter: 0 for the ``onnx`` path)."""
     predictor.set_image(image)  # warm-up (caches, oneDNN primitives)
     enc_s, enc_cpu_s = [], []
     for _ in range(settings.encoder_repeats):
@@ -167,7 +187,9 @@ def measure_path(name: str,
     run = _click_loop(predictor, gt, settings.clicks, settings.warmup_clicks,
                       settings.seed, NUM_DIFF_LABELS)
     labels = list(ref_labels) if ref_labels is not None else run.ref_labels
-    logits = [predictor.decode_logits(label) for label in labels]
+    logits = [
+        torch.as_tensor(predictor.decode_logits(label)) for label in labels
+    ]
     click_flops = count_flops(lambda: predictor.decode_logits(labels[0]))
     max_diff = 0.0
     if ref_logits is not None:
@@ -269,6 +291,11 @@ def run_job(model_name: str, size: Sequence[int], paths: Sequence[str],
                 reference['click_ms_median'] / record['click_ms_median'])
             record['speedup_encoder'] = (
                 reference['encoder_s'] / record['encoder_s'])
+        # click time as a multiple of the fast path's (same run)
+        record['click_vs_fast'] = None
+        if 'fast' in results:
+            record['click_vs_fast'] = (
+                record['click_ms_median'] / results['fast']['click_ms_median'])
         _fractions(record)
         records.append(record)
     peak = peak_rss_mb()

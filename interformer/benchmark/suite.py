@@ -101,7 +101,7 @@ def format_table(records: Sequence[dict]) -> str:
     thread unless other processes compete for the core).
     """
     header = ('model', 'size', 'path', 'enc s', 'cpu', 'enc x', 'click ms',
-              'p90', 'cpu', 'click x', 'robot ms', 'GF/click', 'GF/s',
+              'p90', 'cpu', 'click x', '/fast', 'robot ms', 'GF/click', 'GF/s',
               '%gemm', '%dnnl', 'max|dlogit|', 'peak MB', 'thr')
     rows = []
     for r in records:
@@ -115,6 +115,7 @@ def format_table(records: Sequence[dict]) -> str:
             _fmt(r['click_ms_p90'], '.1f'),
             _fmt(r.get('click_cpu_ms_median'), '.1f'),
             _fmt(r.get('speedup_click'), '.2f'),
+            _fmt(r.get('click_vs_fast'), '.2f'),
             _fmt(r['robot_ms_median'], '.2f'),
             _fmt(r['click_gflops'], '.2f'),
             _fmt(r.get('click_gflops_per_s'), '.0f'),

@@ -91,15 +91,17 @@ class DemoSessions:
     """
 
     def __init__(self, predictor_factory: Callable[[], PredictorLike],
-                 max_sessions: int = 8) -> None:
+                 max_sessions: int = 8,
+                 model_lock: Optional[threading.Lock] = None) -> None:
         if max_sessions <= 0:
             raise ValueError('max_sessions must be > 0')
         self.predictor_factory = predictor_factory
         self.max_sessions = max_sessions
         self._sessions: 'OrderedDict[str, DemoSession]' = OrderedDict()
         self._lock = threading.Lock()
-        # one model is shared by all sessions: run it one call at a time
-        self.model_lock = threading.Lock()
+        # one model is shared by all sessions (and the service's engine):
+        # run it, and build predictors on it, one call at a time
+        self.model_lock = model_lock or threading.Lock()
 
     def get(self, sid: Optional[str]) -> Optional[DemoSession]:
         with self._lock:
@@ -110,7 +112,8 @@ class DemoSessions:
 
     def new(self) -> Tuple[str, DemoSession]:
         sid = secrets.token_urlsafe(24)
-        session = DemoSession(self.predictor_factory())
+        with self.model_lock:  # a predictor may (re)deploy the model
+            session = DemoSession(self.predictor_factory())
         with self._lock:
             self._sessions[sid] = session
             while len(self._sessions) > self.max_sessions:
@@ -141,11 +144,17 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
                       max_upload_mb: float = 10.0,
                       max_pixels: int = DEFAULT_MAX_PIXELS,
                       max_sessions: int = 8,
-                      examples_dir: str = EXAMPLES_DIR) -> APIRouter:
-    """The demo page and its JSON endpoints (see the module doc)."""
+                      examples_dir: str = EXAMPLES_DIR,
+                      model_lock: Optional[threading.Lock] = None
+                      ) -> APIRouter:
+    """The demo page and its JSON endpoints (see the module doc).
+
+    ``model_lock``: the lock of every other user of the same model (the
+    service's ``ClickEngine.model_lock``).
+    """
     if max_upload_mb <= 0 or max_pixels <= 0:
         raise ValueError('max_upload_mb and max_pixels must be > 0')
-    sessions = DemoSessions(predictor_factory, max_sessions)
+    sessions = DemoSessions(predictor_factory, max_sessions, model_lock)
     max_upload = int(max_upload_mb * 2**20)
     router = APIRouter(include_in_schema=False)
     router.sessions = sessions  # for tests and tools
@@ -380,10 +389,12 @@ def build_demo_app(predictor_factory: Callable[[], PredictorLike],
                    max_upload_mb: float = 10.0,
                    max_pixels: int = DEFAULT_MAX_PIXELS,
                    max_sessions: int = 8,
-                   examples_dir: str = EXAMPLES_DIR):
+                   examples_dir: str = EXAMPLES_DIR,
+                   body_timeout_s: float = 30.0):
     """An ASGI app with the demo page only (no JSON API)."""
     from interformer.serving.app import ServiceConfig, create_app
     config = ServiceConfig(max_upload_mb=max_upload_mb,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels,
+                           body_timeout_s=body_timeout_s)
     return create_app(None, config, predictor_factory,
                       max_sessions=max_sessions, examples_dir=examples_dir)

@@ -83,14 +83,31 @@ def check_exportable(model: nn.Module) -> None:
     if not isinstance(model.neck, IMSA):
         raise ExportError(f'ONNX export needs an IMSA neck, got '
                           f'{type(model.neck).__name__}')
-    head = type(model.decode_head).__name__
-    if head != 'UPerHead':
+    from mmseg.models.decode_heads import UPerHead
+    if not isinstance(model.decode_head, UPerHead):
         raise ExportError(f'ONNX export supports a UPerHead decode head, '
-                          f'got {head}')
+                          f'got {type(model.decode_head).__name__}')
     backbone = type(model.backbone).__name__
     if backbone != 'MAEWithSimpleFPN':
         raise ExportError(f'ONNX export supports the MAEWithSimpleFPN '
                           f'backbone, got {backbone}')
+
+
+def _plain_copy(module: nn.Module) -> nn.Module:
+    """An eval-mode copy on the modules' own ops: a model deployed in place
+    for the CPU fast path (``switch_to_deploy``) is exported from its plain
+    PyTorch route."""
+    from interformer.models.deploy import revert_deploy
+    # the fused states (packed weights, locks) are not copied, only dropped
+    memo = {}
+    for part in module.modules():
+        for name in ('_deploy_state', '_deploy_watch'):
+            value = part.__dict__.get(name)
+            if value is not None:
+                memo[id(value)] = None
+    module = copy.deepcopy(module, memo).eval()
+    revert_deploy(module)
+    return module
 
 
 # ------------------------------------------------------------------- pieces
@@ -157,15 +174,15 @@ class EncoderGraph(nn.Module):
     """Image -> pyramid maps and cross-attention keys/values.
 
     Args:
-        model: a ``ClickSegmentor`` (copied; the copy is modified).
+        model: a ``ClickSegmentor`` (the parts used are copied, then
+            modified).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         check_exportable(model)
-        model = copy.deepcopy(model).eval()
-        self.backbone = model.backbone
-        self.neck = model.neck
+        self.backbone = _plain_copy(model.backbone)
+        self.neck = _plain_copy(model.neck)
         backbone = self.backbone
         src_hw = tuple(int(s) for s in backbone.patch_shape)
 
@@ -214,15 +231,15 @@ class DecoderGraph(nn.Module):
     and with the keys/values given; the head is the model's UPerHead.
 
     Args:
-        model: a ``ClickSegmentor`` (copied; the copy is modified).
+        model: a ``ClickSegmentor`` (the parts used are copied, then
+            modified).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         check_exportable(model)
-        model = copy.deepcopy(model).eval()
-        self.neck = model.neck
-        self.head = model.decode_head
+        self.neck = _plain_copy(model.neck)
+        self.head = _plain_copy(model.decode_head)
         for ppm in self.head.psp_modules:
             ppm[0] = _AdaptiveAvgPool(ppm[0].output_size)
         # (5, C0) table / 4 as a 1x1 conv over the per-code counts

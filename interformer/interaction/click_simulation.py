@@ -31,6 +31,12 @@ key                  default  meaning
 ``first_click_k``    1.0      candidate band of the first click
 ``extra_click_k``    1.7      candidate band of the extra clicks
 ``inner_radius``     5        click disk radius in pixels
+``route``            auto     ``'device'``: tensor ops on the model's
+                              device (:mod:`.device_clicks`, same clicks
+                              per call, no host sync in the loop);
+                              ``'numpy'``: ``next_click`` on the host;
+                              ``'auto'``: device on CUDA, numpy on CPU
+                              (where OpenCV's transform is cheaper)
 ===================  =======  ============================================
 """
 from typing import List, Mapping, Optional
@@ -58,7 +64,10 @@ DEFAULT_SIMULATION_CFG = dict(
     gamma=0.6,
     first_click_k=1.0,
     extra_click_k=1.7,
-    inner_radius=CLICK_RADIUS)
+    inner_radius=CLICK_RADIUS,
+    route='auto')
+#: The two implementations of the simulation (``route='auto'`` picks one).
+ROUTES = ('device', 'numpy')
 
 #: Click protocol shared with the click test.
 CLICK_PROTOCOL = 'official'
@@ -106,6 +115,9 @@ def _simulation_cfg(train_cfg: Optional[Mapping]) -> dict:
     for key in ('first_click_k', 'extra_click_k'):
         if not cfg[key] >= 1.0:
             raise ValueError(f'train_cfg.{key} must be >= 1, got {cfg[key]!r}')
+    if cfg['route'] not in ROUTES + ('auto', ):
+        raise ValueError(f'train_cfg.route must be one of {ROUTES} or '
+                         f'\'auto\', got {cfg["route"]!r}')
     if not cfg['inner_radius'] >= 0:
         raise ValueError(f'train_cfg.inner_radius must be >= 0, got '
                          f'{cfg["inner_radius"]!r}')
@@ -178,10 +190,17 @@ def simulate_reference_labels(
         raise ValueError(f'inputs must have shape (B, 3, H, W), got '
                          f'{tuple(inputs.shape)}')
     cfg = _simulation_cfg(train_cfg)
-    gt_np = _clicker_gt(gt, tuple(inputs.shape))
     batch, _, height, width = inputs.shape
     if rng is None:
         rng = generator_from_torch()
+    route = cfg['route']
+    if route == 'auto':
+        route = 'device' if inputs.device.type == 'cuda' else 'numpy'
+    if route == 'device':
+        from .device_clicks import simulate_on_device
+        return simulate_on_device(segmentor, inputs, gt, cfg, rng,
+                                  _foreground)
+    gt_np = _clicker_gt(gt, tuple(inputs.shape))
     num_iters = sample_num_iterations(rng, cfg['max_num_clicks'], cfg['gamma'])
 
     ref = np.full((batch, height, width), REF_UNKNOWN, dtype=np.uint8)

@@ -19,7 +19,6 @@ the build fails (one warning), every op takes its PyTorch route.
 from .attention import attention_bf16, attention_reference
 from .dispatch import Support, check, declared, explain, use_native, why_not
 from .flops import register_onednn_formulas
-from .group_norm import group_norm, group_norm_reference
 from .library import native_enabled
 from .linear import (
     linear_bf16,
@@ -27,7 +26,6 @@ from .linear import (
     pack_linear_weight,
     unpack_linear_weight,
 )
-from .patch_norm import patch_norm, patch_norm_reference
 from .pyramid_tokens import (
     MAX_CHANNELS,
     pyramid_tokens,
@@ -39,11 +37,9 @@ from .resize import resize, resize_reference
 register_onednn_formulas()
 
 __all__ = [
-    'attention_bf16', 'attention_reference', 'group_norm',
-    'group_norm_reference', 'linear_bf16', 'linear_reference',
-    'pack_linear_weight', 'unpack_linear_weight', 'patch_norm',
-    'patch_norm_reference', 'pyramid_tokens', 'pyramid_tokens_args',
-    'pyramid_tokens_reference',
-    'resize', 'resize_reference', 'MAX_CHANNELS', 'Support', 'check',
-    'declared', 'explain', 'use_native', 'why_not', 'native_enabled'
+    'attention_bf16', 'attention_reference', 'linear_bf16', 'linear_reference',
+    'pack_linear_weight', 'unpack_linear_weight', 'pyramid_tokens',
+    'pyramid_tokens_args', 'pyramid_tokens_reference', 'resize',
+    'resize_reference', 'MAX_CHANNELS', 'Support', 'check', 'declared',
+    'explain', 'use_native', 'why_not', 'native_enabled'
 ]

@@ -49,11 +49,16 @@ class Support:
         limits: ``limits(*args, **kwargs)`` -> None, or a reason the kernel
             does not take these arguments (shapes, strides, layout, the
             other tensors' dtypes); must not touch tensor data.
+        worthwhile: ``worthwhile(*args, **kwargs)`` -> None, or why the
+            PyTorch route is faster for a call the kernel does take (e.g.
+            too little work to pay the custom op's fixed cost); the
+            dispatcher then picks PyTorch, a direct call still runs.
     """
     symbol: str
     dtypes: Tuple[torch.dtype, ...]
     cpu_features: Tuple[str, ...] = ()
     limits: Optional[Callable[..., Optional[str]]] = None
+    worthwhile: Optional[Callable[..., Optional[str]]] = None
 
 
 _DECLARED: Dict[str, Support] = {}
@@ -119,7 +124,11 @@ def why_not(name: str, *args, **kwargs) -> Optional[str]:
     """Why the native route of op ``name`` is not taken for these
     arguments, or None when it is."""
     support = _support(name)
-    return _platform_reason(support) or _call_reason(support, args, kwargs)
+    reason = _platform_reason(support) or _call_reason(
+        support, args, kwargs)
+    if reason is None and support.worthwhile is not None:
+        reason = support.worthwhile(*args, **kwargs)
+    return reason
 
 
 def explain(name: str, *args, **kwargs) -> str:

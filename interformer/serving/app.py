@@ -208,7 +208,8 @@ def create_app(engine: Optional[ClickEngine],
             demo page is served at ``/`` when given.
         label_studio: mount the Label Studio ML backend at
             ``/label-studio``.
-        demo_options: ``max_sessions``, ``examples_dir`` of the demo.
+        demo_options: ``max_sessions``, ``examples_dir``, ``model_lock``
+            of the demo (the engine's lock by default).
 
     Returns:
         The app wrapped in :class:`BodyGuard` (``.fastapi`` is the
@@ -225,6 +226,8 @@ def create_app(engine: Optional[ClickEngine],
         _add_api_routes(app, engine, config, label_studio)
     if demo_predictor_factory is not None:
         from interformer.demo.app import build_demo_router
+        if engine is not None:  # one model: one lock for both users
+            demo_options.setdefault('model_lock', engine.model_lock)
         router = build_demo_router(
             demo_predictor_factory, max_upload_mb=config.max_upload_mb,
             max_pixels=config.max_pixels, **demo_options)

@@ -57,12 +57,16 @@ def build_app(args, demo: bool = True, cache_mb: float = 2048):
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = init_model(cfg, args.checkpoint, device=args.device)
-    engine = ClickEngine(model, device=args.device,
-                         precision=args.precision, cache_mb=cache_mb)
 
     def predictor_factory():
         return InterFormerPredictor(model, device=args.device,
                                     precision=args.precision)
+
+    # the predictor deploys the model in place (fused per-click layers):
+    # once here, before any request, so the engine runs the same modules
+    predictor_factory()
+    engine = ClickEngine(model, device=args.device,
+                         precision=args.precision, cache_mb=cache_mb)
 
     config = ServiceConfig(max_upload_mb=args.max_upload_mb,
                            max_pixels=args.max_pixels)

@@ -109,7 +109,7 @@ class ClickEngine:
                  device: str = 'cpu',
                  precision: str = 'fp32',
                  cache_mb: float = 2048,
-                 max_steps_per_image: int = 256,
+                 max_steps_per_image: int = 64,
                  size_divisor: int = 32) -> None:
         if precision not in ('fp32', 'bf16'):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got "

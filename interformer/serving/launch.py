@@ -80,10 +80,23 @@ def app_from_env():
 
 
 def serve_workers(args, workers: int) -> None:
-    """Serve with ``workers`` processes (uvicorn's process manager)."""
+    """Serve with ``workers`` processes (uvicorn's process manager).
+
+    Replaces this process with ``python -m uvicorn --factory``: the
+    workers then start from a light main module (a tool's heavy imports in
+    each spawned worker outlast uvicorn's worker health check).
+    """
     import json
     import os
-    os.environ[_ARGS_ENV] = json.dumps(vars(args))
-    uvicorn.run('interformer.serving.launch:app_from_env', factory=True,
-                host=args.host, port=args.port, workers=workers,
-                lifespan='off', timeout_keep_alive=30)
+    import os.path as osp
+    import sys
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(os.environ, **{_ARGS_ENV: json.dumps(vars(args))})
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (root, env.get('PYTHONPATH')) if p)
+    os.execve(sys.executable, [
+        sys.executable, '-m', 'uvicorn', '--factory',
+        'interformer.serving.launch:app_from_env', '--host', args.host,
+        '--port', str(args.port), '--workers', str(workers),
+        '--timeout-keep-alive', '30'
+    ], env)

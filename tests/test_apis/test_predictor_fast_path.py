@@ -235,16 +235,6 @@ def test_click_embedding_at_stride_4_equals_full_resolution(size, out):
     torch.testing.assert_close(fast, full, atol=1e-6, rtol=0)
 
 
-def test_tabulated_reference_update_equals_the_rule():
-    from interformer.apis.predictor import _update_by_prediction
-    from interformer.interaction import update_by_prediction
-    rng = np.random.default_rng(0)
-    label = rng.integers(0, 5, (37, 53)).astype(np.uint8)
-    mask = rng.random((37, 53)) > 0.5
-    assert np.array_equal(
-        _update_by_prediction(label, mask), update_by_prediction(label, mask))
-
-
 def test_decode_logits_checks_its_label(repo_root):
     fast = InterFormerPredictor(_build(repo_root), path='fast')
     image, _ = _scene()

@@ -178,3 +178,27 @@ def test_fifty_concurrent_clicks_on_one_session_all_answered(
 def test_state_without_image_is_not_an_error(client):
     status, _, body = client.request('/api/state')
     assert status == 200 and json.loads(body) == {'has_image': False}
+
+
+def test_nested_json_and_short_body_are_4xx(running_server, image):
+    """60 KB of '[' (a RecursionError in json) is a 400, not a 500; a body
+    shorter than its Content-Length gets a 408 instead of holding a
+    worker."""
+    import socket
+    import time
+    server = running_server(body_timeout_s=1.5)
+    client = Client(server)
+    assert client.upload(encode_png(image))[0] == 200
+    status, _, body = client.request('/api/click', b'[' * 60_000,
+                                     {'Content-Type': 'application/json'})
+    assert status == 400 and b'nested too deeply' in body
+    start = time.monotonic()
+    with socket.create_connection((server.host, server.port)) as sock:
+        sock.sendall(b'POST /api/click HTTP/1.1\r\nHost: x\r\n'
+                     b'Content-Type: application/json\r\n'
+                     b'Content-Length: 100\r\n\r\n{"y": 1')
+        sock.settimeout(20)
+        answer = sock.recv(4096)
+    assert answer.startswith(b'HTTP/1.1 408'), answer[:100]
+    assert time.monotonic() - start < 10
+    assert client.post('/api/click', {'y': 5, 'x': 5})[0] == 200

@@ -16,6 +16,7 @@ import pytest
 import torch
 from deploy_utils import REPO
 
+from interformer.apis import InterFormerPredictor
 from interformer.apis.inference import init_model
 from interformer.deploy import OnnxPredictor, load_features
 from interformer.deploy.encode import TorchEncoder
@@ -109,6 +110,20 @@ def test_encode_rerun_and_failures(checkpoint, tmp_path):
     onnx_predictor.set_image(image)
     onnx_predictor.add_click(30, 40, True)
     assert np.abs(onnx_predictor.predict().prob - from_store).max() < 2e-2
+    stored = osp.join(store, entry['file'])
+    for path in ('fast', 'reference'):
+        predictor = InterFormerPredictor(model, path=path)
+        predictor.set_image(image, features=stored)
+        predictor.add_click(30, 40, True)
+        prob = predictor.predict().prob
+        assert np.abs(prob - from_store).max() < 2e-2, path
+        predictor.set_image(image)
+        predictor.add_click(30, 40, True)
+        assert np.abs(predictor.predict().prob - prob).max() < 2e-2, path
+    torch.manual_seed(1)
+    other = InterFormerPredictor(init_model(CONFIG))
+    with pytest.raises(ValueError, match='another model'):
+        other.set_image(image, features=stored)
 
 
 def test_killed_run_leaves_whole_files(checkpoint, tmp_path):

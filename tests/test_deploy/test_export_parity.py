@@ -100,6 +100,26 @@ def test_fp16_interface(exported, tmp_path):
     assert np.abs(got - want.numpy()).max() < 1e-2 * max(scale, 1.0)
 
 
+def test_model_deployed_in_place_exports_its_plain_route(exported, tmp_path):
+    from interformer.models.deploy import deploy_model, revert_deploy
+    model, _ = exported
+    deploy_model(model, 'fp32')  # as the fast-path predictor leaves it
+    try:
+        paths = export_onnx(model, str(tmp_path))
+    finally:
+        revert_deploy(model)
+    enc, dec = _session(paths['encoder']), _session(paths['decoder'])
+    image = torch.randn(1, 3, 64, 96)
+    outs = dict(zip([o.name for o in enc.get_outputs()],
+                    enc.run(None, {'image': image.numpy()})))
+    ref = random_ref_label(64, 96, seed=5)
+    feed = {n: outs[n] for n in decoder_input_names()[:-1]}
+    got = dec.run(['logits'], dict(feed, ref_label=ref.numpy()))[0]
+    with torch.no_grad():
+        want = model.decode_clicks(model.extract_image_feats(image), ref)
+    np.testing.assert_allclose(got, want.numpy(), atol=TOL, rtol=TOL)
+
+
 def test_zoom_in_variant_fails_clearly(exported, tmp_path):
     model, _ = exported
     zoom = type('ClickSegmentorZoomIn', (type(model), ), {})

@@ -158,7 +158,7 @@ def test_first_click_is_the_deepest_object_point():
 
 
 def test_clicks_are_next_click_official_with_the_same_rng():
-    cfg = dict(max_num_clicks=4, gamma=0.6)
+    cfg = dict(max_num_clicks=4, gamma=0.6, route='numpy')
     gt = _square_gt(batch=2, height=32, width=32)
     gt[1] = 0
     gt[1, 0, 10:30, 2:25] = 1
@@ -192,7 +192,8 @@ def test_simulation_calls_the_evaluation_routine(monkeypatch):
     seg = StandInSegmentor()
     sim.simulate_reference_labels(seg, torch.zeros(1, 3, 24, 28), _square_gt(),
                                   dict(max_num_clicks=3,
-                                       gamma=1e6))  # P(n = 3) ~ 1
+                                       gamma=1e6,
+                                       route='numpy'))  # P(n = 3) ~ 1
     assert [c[1] for c in calls] == [1.0, 1.7, 1.7, 1.7]
     assert {c[0] for c in calls} == {'official'}
     assert [c[2] for c in calls] == [0, 1, 2, 3]

@@ -124,12 +124,13 @@ def test_unsupported_blocks_keep_the_torch_route():
 @pytest.mark.parametrize('channels', [64, 24])
 def test_native_resize_equals_interpolate(dtype, src, dst, channels):
     x = channels_last(torch.randn(1, channels, *src).to(dtype))
-    out = torch.empty((1, channels) + dst, dtype=dtype,
+    got = torch.empty((1, channels) + dst, dtype=dtype,
                       memory_format=torch.channels_last)
-    assert ops.explain('bilinear_resize', x, out, False) == 'native'
+    reason = ops.why_not('bilinear_resize', x, got, False)
+    assert reason is None or 'PyTorch is faster' in reason
     expected = F.interpolate(
         x.float(), size=dst, mode='bilinear', align_corners=False)
-    got = ops.resize(x, dst)
+    torch.ops.interformer.bilinear_resize_(x, got, False)  # the kernel
     assert got.dtype == dtype and got.shape == expected.shape
     assert got.is_contiguous(memory_format=torch.channels_last)
     if dtype == torch.float32:
@@ -145,6 +146,8 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     wide = channels_last(torch.full((1, 96, 44, 64), 7.0, dtype=dtype))
     assert ops.explain('bilinear_resize', x, wide[:, 32:64],
                        False) == 'native'
+    assert 'PyTorch is faster' in ops.explain('bilinear_resize', x,
+                                              wide[:, 32:64, :4, :4], False)
     ops.resize(x, (44, 64), out=wide[:, 32:64])
     expected = F.interpolate(
         x.float(), size=(44, 64), mode='bilinear', align_corners=False)
@@ -159,50 +162,6 @@ def test_native_resize_into_a_channel_slice_and_accumulating(dtype):
     torch.testing.assert_close(
         summed.float(), (base.float() + expected).to(dtype).float(),
         **tol)
-
-
-@pytest.mark.parametrize('channels', [32, 64, 128])  # the specialised widths
-def test_native_patch_merging_equals_the_module(channels):
-    from interformer.models.necks.imsa import PatchMerging
-    torch.manual_seed(channels)
-    module = PatchMerging(channels, 2 * channels).eval()
-    with torch.no_grad():
-        module.norm.weight.uniform_(0.5, 1.5)
-        module.norm.bias.normal_()
-    x = torch.randn(1, channels, 11, 16) * 2 + 5
-    with torch.no_grad():
-        expected = module(x)
-        module.switch_to_deploy(torch.float32)
-        got = module(channels_last(x))
-        assert got.is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
-        # the PyTorch route of the same deployed module
-        module._deploy_state.kernel = False
-        torch.testing.assert_close(module(channels_last(x)), got,
-                                   atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize('channels', [32, 48, 256])
-@pytest.mark.parametrize('offset', [0.0, 40.0])
-def test_native_group_norm_equals_pytorch(channels, offset):
-    module = _group_norm(channels, seed=channels)
-    weight, bias, eps = norm_params(module)
-    x = channels_last(torch.randn(1, channels, 13, 21) * 3 + offset)
-    assert ops.explain('group_norm', x, weight, bias, eps) == 'native'
-    # float64 reference: with a large offset PyTorch's own float32 kernel
-    # is off by ~1e-4 here, the two-pass statistics by ~2e-6
-    expected = F.group_norm(x.double(), 1, module.weight.double(),
-                            module.bias.double(), module.eps)
-    got = ops.group_norm(x, weight, bias, eps)
-    assert got.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=0)
-    got16 = ops.group_norm(x.bfloat16(), weight, bias, eps)
-    assert got16.dtype == torch.bfloat16
-    expected16 = F.group_norm(x.bfloat16().double(), 1,
-                              module.weight.double(), module.bias.double(),
-                              module.eps)
-    torch.testing.assert_close(got16.double(), expected16, atol=1e-2,
-                               rtol=2**-7)
 
 
 def _attention_inputs(heads, queries, keys):

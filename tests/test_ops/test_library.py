@@ -19,9 +19,17 @@ needs_compiler = pytest.mark.skipif(
     reason='no C compiler')
 
 
-def _group_norm_args():
-    x = torch.randn(1, 16, 5, 6).contiguous(memory_format=torch.channels_last)
-    return x, torch.rand(16), torch.rand(16), 1e-5
+def _resize_args():
+    """(src, dst, accumulate) of a bilinear resize (1, 16, 5, 6) -> 40x48."""
+    def cl(*shape):
+        return torch.randn(*shape).contiguous(
+            memory_format=torch.channels_last)
+    return cl(1, 16, 5, 6), cl(1, 16, 40, 48), False
+
+
+def _resized(src, dst):
+    return F.interpolate(src, size=dst.shape[-2:], mode='bilinear',
+                         align_corners=False)
 
 
 def test_the_header_declares_every_exported_function():
@@ -29,11 +37,12 @@ def test_the_header_declares_every_exported_function():
         signatures = library.parse_prototypes(f.read())
     declared = {support.symbol for support in ops.declared().values()}
     assert declared | {'interformer_ops_features'} == set(signatures)
-    restype, argtypes = signatures['group_norm']
+    restype, argtypes = signatures['bilinear_resize']
     assert restype is ctypes.c_int
+    long, int_, pointer = ctypes.c_long, ctypes.c_int, ctypes.c_void_p
     assert argtypes == [
-        ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_int,
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p
+        pointer, int_, int_, int_, int_, long, long, pointer, int_, int_,
+        long, long, int_
     ]
     # every kernel source includes the header (the compiler checks it)
     for source in library.SOURCES:
@@ -56,7 +65,7 @@ def test_a_prototype_the_loader_cannot_map_is_an_error():
 @needs_compiler
 def test_the_library_is_built_once_and_cached(fresh_native):
     lib = library.load()
-    assert lib is not None and 'group_norm' in lib.functions
+    assert lib is not None and 'bilinear_resize' in lib.functions
     built = list(fresh_native.glob('interformer_native-*.so'))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
@@ -65,43 +74,43 @@ def test_the_library_is_built_once_and_cached(fresh_native):
     assert [p.stat().st_mtime_ns
             for p in fresh_native.glob('*.so')] == [stamp]
     assert not list(fresh_native.glob('tmp*')), 'no temporary file is left'
-    assert ops.explain('group_norm', *_group_norm_args()) == 'native'
+    assert ops.explain('bilinear_resize', *_resize_args()) == 'native'
 
 
 def test_disabled_by_the_environment(fresh_native, monkeypatch):
     monkeypatch.setenv('INTERFORMER_NATIVE', '0')
     assert library.load() is None
-    args = _group_norm_args()
-    assert ops.explain('group_norm', *args) == \
+    src, dst, _ = args = _resize_args()
+    assert ops.explain('bilinear_resize', *args) == \
         'pytorch: disabled by INTERFORMER_NATIVE=0'
-    torch.testing.assert_close(ops.group_norm(*args),
-                               F.group_norm(args[0], 1, *args[1:]))
+    torch.testing.assert_close(ops.resize(src, dst.shape[-2:], dst),
+                               _resized(src, dst))
     with pytest.raises(RuntimeError, match='INTERFORMER_NATIVE=0'):
-        torch.ops.interformer.group_norm(*args)
+        torch.ops.interformer.bilinear_resize_(*args)
     assert not list(fresh_native.glob('*.so')), 'nothing was built'
 
 
 def test_without_a_compiler_every_op_takes_pytorch(fresh_native,
                                                    monkeypatch):
     monkeypatch.setenv('CC', 'interformer-no-such-compiler')
-    args = _group_norm_args()
+    src, dst, _ = args = _resize_args()
     assert re.fullmatch(r"pytorch: no C compiler \('interformer-no-such-"
                         r"compiler' not found\)",
-                        ops.explain('group_norm', *args))
-    torch.testing.assert_close(ops.group_norm(*args),
-                               F.group_norm(args[0], 1, *args[1:]))
+                        ops.explain('bilinear_resize', *args))
+    torch.testing.assert_close(ops.resize(src, dst.shape[-2:], dst),
+                               _resized(src, dst))
 
 
 def test_a_failing_compiler_warns_once_and_falls_back(fresh_native,
                                                       monkeypatch):
     monkeypatch.setenv('CC', 'false')  # exits 1 without output
-    args = _group_norm_args()
+    src, dst, _ = args = _resize_args()
     with pytest.warns(UserWarning, match='native kernels are unavailable'):
         assert library.load() is None
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # no second warning
-        out = ops.group_norm(*args)
+        out = ops.resize(src, dst.shape[-2:], dst)
         assert 'native kernels are unavailable' in ops.explain(
-            'group_norm', *args)
-    torch.testing.assert_close(out, F.group_norm(args[0], 1, *args[1:]))
+            'bilinear_resize', *args)
+    torch.testing.assert_close(out, _resized(src, dst))
     assert not list(fresh_native.glob('*')), 'no partial library is left'

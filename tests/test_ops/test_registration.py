@@ -29,18 +29,13 @@ def _cases():
     tokens = (x, torch.rand(32), torch.rand(32), 1e-5, True, sizes,
               torch.randn(3, 9, 32), torch.randn(3, 32), torch.rand(32) + .5,
               torch.randn(32), 1e-6, 32)
-    conv = _map(64, 6, 8)
-    patch = (x, conv, torch.randn(64), torch.randn(64), 3, 2, 1, 1e-5)
     query = torch.randn(1, 40, 64).bfloat16()
     key = torch.randn(1, 2, 48, 32).bfloat16()
     packed = ops.pack_linear_weight(torch.randn(48, 64))
     interformer = torch.ops.interformer
     return [
-        ('group_norm', interformer.group_norm,
-         (x, torch.rand(32), torch.randn(32), 1e-5)),
         ('bilinear_resize', interformer.bilinear_resize_,
          (x, _map(32, 22, 32), True)),
-        ('patch_norm', interformer.patch_norm_, patch),
         ('pyramid_tokens', interformer.pyramid_tokens, tokens),
         ('attention_bf16', interformer.attention_bf16,
          (query, key, key.clone(), 40, 0.18)),
@@ -82,9 +77,7 @@ def test_fake_tensors_need_no_kernel(name):
         ]
         out = op(*fake)
     expected = {
-        'group_norm': (1, 32, 11, 16),
         'bilinear_resize': None,
-        'patch_norm': None,
         'pyramid_tokens': (32, 32),
         'attention_bf16': (1, 40, 64),
         'linear_bf16': (20, 48),
@@ -94,17 +87,18 @@ def test_fake_tensors_need_no_kernel(name):
 
 @pytest.mark.parametrize(
     'name,bad,match',
-    [('group_norm', lambda a: (a[0].contiguous(), ) + a[1:],
+    [('pyramid_tokens', lambda a: (a[0].contiguous(), ) + a[1:],
       'x: not a channels-last contiguous map'),
-     ('group_norm', lambda a: (a[0].half(), ) + a[1:], 'dtype float16'),
-     ('group_norm', lambda a: (a[0], torch.rand(31)) + a[2:],
-      'weight: 31 elements, expected 32'),
+     ('bilinear_resize', lambda a: (a[0].half(), ) + a[1:],
+      'dtype float16'),
+     ('pyramid_tokens', lambda a: (a[0], torch.rand(31)) + a[2:],
+      'gn_weight: 31 elements, expected 32'),
      ('bilinear_resize', lambda a: (a[0], _map(16, 22, 32), True),
       'dst: 16 channels, src has 32'),
      ('bilinear_resize', lambda a: (a[0], a[1].bfloat16(), True),
       'dst: dtype bfloat16, expected float32'),
-     ('patch_norm', lambda a: (a[0], _map(64, 5, 8)) + a[2:],
-      r'conv: \(5, 8\) pixels'),
+     ('bilinear_resize', lambda a: (a[0][:, :, :, :0], ) + a[1:],
+      r'src: empty map \(1, 32, 11, 0\)'),
      ('pyramid_tokens', lambda a: a[:-1] + (20, ), 'rows: 20 < 27 tokens'),
      ('pyramid_tokens', lambda a: a[:6] + (torch.randn(2, 9, 32), ) + a[7:],
       'dw_weight: 576 elements, expected 864'),
@@ -135,12 +129,14 @@ def test_amx_ops_say_why_not_on_this_cpu():
 
 
 def test_declined_routes_are_logged_once_at_debug(caplog):
-    args = CASES['group_norm'][1]
+    args = CASES['bilinear_resize'][1]
     half = (args[0].half(), ) + args[1:]
     with caplog.at_level('DEBUG', logger='interformer.ops.dispatch'):
         for _ in range(3):
-            assert not ops.use_native('group_norm', *half)
-    lines = [r for r in caplog.records if 'group_norm' in r.getMessage()]
+            assert not ops.use_native('bilinear_resize', *half)
+    lines = [
+        r for r in caplog.records if 'bilinear_resize' in r.getMessage()
+    ]
     assert len(lines) <= 1  # once per process (maybe logged before)
     with pytest.raises(KeyError, match='no op named'):
         ops.why_not('conv3d', *args)
@@ -160,3 +156,20 @@ def test_the_flop_counter_sees_the_ops():
     if 'attention_bf16' in counted:
         assert counted['attention_bf16'] == 2 * 2 * 2 * 40 * 48 * 32
         assert counted['linear_bf16'] == 2 * 20 * 64 * 48
+
+
+@needs_compiler
+def test_the_profiler_and_torch_compile_see_the_ops():
+    op, args = CASES['pyramid_tokens']
+    with torch.profiler.profile(activities=[
+            torch.profiler.ProfilerActivity.CPU
+    ]) as prof:
+        expected = op(*args)
+    names = {event.name for event in prof.events()}
+    assert 'interformer::pyramid_tokens' in names
+
+    def tokens(x):  # dynamo traces the op through its fake implementation
+        return op(x, *args[1:]) * 2
+
+    compiled = torch.compile(tokens, backend='eager', fullgraph=True)
+    torch.testing.assert_close(compiled(args[0]), expected * 2)

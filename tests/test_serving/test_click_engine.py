@@ -116,3 +116,31 @@ def test_cache_is_keyed_by_content_and_bounded(tiny_model, sample_image,
     assert len(small.cache) == 2 and small.cache.evictions == 2
     assert keys[0] not in small.cache and keys[3] in small.cache
     assert small.cache.bytes <= small.cache.max_bytes
+
+
+def test_deployed_model_gives_the_fast_predictors_masks(repo_root,
+                                                        sample_image):
+    """tools/serve.py deploys the model (fused per-click layers) before
+    serving: the engine on it answers like the fast predictor."""
+    import os.path as osp
+
+    import torch
+    from mmengine.registry import DefaultScope
+
+    from interformer.apis import init_model
+    torch.manual_seed(1)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = init_model(osp.join(repo_root, 'configs', '_base_',
+                                    'models', 'interformer_debug.py'))
+    image = sample_image()
+    predictor = InterFormerPredictor(model)  # deploys in place
+    predictor.set_image(image)
+    engine = ClickEngine(model)
+    encoded, _ = engine.encode_array(image)
+    for k, click in enumerate(CLICKS, start=1):
+        predictor.add_click(*click)
+        expected = predictor.predict().mask
+        [mask] = engine.segment(encoded, [ObjectPrompt(CLICKS[:k])])
+        union = (mask | expected).sum()
+        iou = (mask & expected).sum() / max(union, 1)
+        assert iou >= 0.99, (k, iou, int((mask != expected).sum()))

@@ -118,7 +118,7 @@ def test_bad_requests_get_clear_4xx(service, sample_image, png_bytes):
 
 def test_deeply_nested_json_is_a_4xx(service):
     server, client, _ = service
-    for path in ('/v1/segment', '/label-studio/predict', '/api/click'):
+    for path in ('/v1/segment', '/label-studio/predict'):
         status, _, body = client.request(
             path, b'[' * 60_000, {'Content-Type': 'application/json'})
         assert 400 <= status < 500, (path, status, body[:200])

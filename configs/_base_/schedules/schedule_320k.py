@@ -8,7 +8,16 @@
 # LayerDecayOptimizerConstructor (which takes `layer_decay_rate` instead of
 # `decay_rate` and computes the same groups). Leaf configs set num_layers and
 # decay_rate of their ViT (Light: 12 / 0.65, Tiny: 24 / 0.75).
-optimizer = dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+#
+# fused=True: one multi-tensor kernel per parameter group instead of a
+# Python loop over every tensor (same update rule; CPU and CUDA). Measured
+# by tools/benchmark_train.py (README, Training speed).
+optimizer = dict(
+    type='AdamW',
+    lr=1e-4,
+    betas=(0.9, 0.999),
+    weight_decay=0.05,
+    fused=True)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=optimizer,

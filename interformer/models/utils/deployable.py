@@ -103,7 +103,7 @@ class Deployable:
 
     _deploy_state = None
     _deploy_dtype: Optional[torch.dtype] = None
-    _deploy_watch: Tuple[nn.Module, ...] = ()
+    _deploy_watch: Tuple[dict, ...] = ()
 
     @property
     def deployed(self) -> bool:
@@ -141,7 +141,11 @@ class Deployable:
             raise DeployRefused(f'{type(self).__name__} overrides {name}()')
         state = self._build_deploy_state(dtype)
         self._deploy_dtype = dtype
-        self._deploy_watch = self._deploy_watch_modules()
+        # the watched modules' hook dicts (mutated in place when a hook is
+        # registered): one C-level any() per call
+        self._deploy_watch = tuple(
+            hooks for m in self._deploy_watch_modules()
+            for hooks in (m._forward_hooks, m._forward_pre_hooks))
         self._deploy_state = state
 
     def _deploy_watch_modules(self) -> Tuple[nn.Module, ...]:
@@ -164,5 +168,4 @@ class Deployable:
         if self._deploy_state is None or self.training or \
                 x.shape[0] != 1 or x.device.type != 'cpu' or _suspended():
             return False
-        return not any(m._forward_hooks or m._forward_pre_hooks
-                       for m in self._deploy_watch)
+        return not any(self._deploy_watch)

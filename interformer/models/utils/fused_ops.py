@@ -1,6 +1,6 @@
-"""Fused oneDNN primitives for the fast inference path.
+"""Fused oneDNN primitives of the modules' deployed (inference) routes.
 
-Every heavy layer of the fast path is one oneDNN call through PyTorch's
+Every heavy layer of a deployed route is one oneDNN call through PyTorch's
 ``torch.ops.mkldnn`` pointwise-fusion ops (the ones ``torch.compile`` uses
 on CPU): a convolution with its bias, activation and residual addition in
 one pass over memory, a linear layer with its bias and activation, on

@@ -30,13 +30,6 @@ int bilinear_resize(const void *src, int is_bf16, int h, int w, int C,
                     long src_row, long src_pixel, void *dst, int H, int W,
                     long dst_row, long dst_pixel, int accumulate);
 
-int patch_norm(const void *x, int is_bf16, int H, int W, int C, int k,
-               int stride, int pad, void *conv, int h, int w, int Cout,
-               const float *row_sum, const float *shift, float eps);
-
-int group_norm(const void *x, int is_bf16, long pixels, int C,
-               const float *w, const float *b, float eps, void *out);
-
 int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
                    const uint16_t *v, int heads, int nq, int nk, int valid,
                    int head_dims, float scale, uint16_t *out, long out_row);

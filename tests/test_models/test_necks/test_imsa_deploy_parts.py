@@ -143,21 +143,15 @@ def test_bf16_keys_are_padded_and_the_padding_is_masked_out(route):
     torch.testing.assert_close(got.float(), expected, atol=0.05, rtol=0.02)
 
 
-def _patch_merging(module, dtype, route):
-    """The module deployed in ``dtype`` on one route."""
+def _patch_merging(module, dtype):
+    """The module deployed in ``dtype``."""
     module.switch_to_deploy(dtype)
-    state = module._deploy_state
-    if route == 'torch':
-        state.kernel = None
-    elif state.kernel is None:
-        pytest.skip('the native kernel is unavailable (no C compiler)')
     return module
 
 
-@pytest.mark.parametrize('route', ROUTES)
 @pytest.mark.parametrize('offset', [0.0, 30.0])
 @pytest.mark.parametrize('size', [(9, 14), (8, 8)])
-def test_deployed_patch_merging_equals_the_module(size, offset, route):
+def test_deployed_patch_merging_equals_the_module(size, offset):
     """Exact in fp32 also when the patches have a large common offset
     (mean 30 standard deviations away from zero) and at the borders, where
     the zero padding enters the statistics."""
@@ -170,21 +164,20 @@ def test_deployed_patch_merging_equals_the_module(size, offset, route):
     with torch.no_grad():
         expected = module(x)
     with torch.no_grad():
-        out = _patch_merging(module, torch.float32, route)(channels_last(x))
+        out = _patch_merging(module, torch.float32)(channels_last(x))
     assert out.shape == expected.shape
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize('route', ROUTES)
-def test_deployed_patch_merging_bf16_stays_close(route):
+def test_deployed_patch_merging_bf16_stays_close():
     torch.manual_seed(5)
     module = PatchMerging(32, 64).eval()
     x = torch.randn(1, 32, 12, 16) + 2
     with torch.no_grad():
         expected = module(x.bfloat16().float())
     with torch.no_grad():
-        out = _patch_merging(module, torch.bfloat16, route)(
+        out = _patch_merging(module, torch.bfloat16)(
             channels_last(x.bfloat16()))
     assert out.dtype == torch.bfloat16
     error = (out.float() - expected).abs()

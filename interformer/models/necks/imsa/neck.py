@@ -306,11 +306,11 @@ class IMSA(Deployable, BaseModule):
             raise ValueError(f'IMSA: ref_label batch ({batch}) differs from '
                              f'the image features '
                              f'({image_feats[0].shape[0]})')
-        if bool(((ref_label < 0) | (ref_label >= self.num_ref_states)).any()):
+        low, high = (int(v) for v in torch.aminmax(ref_label))  # one pass
+        if low < 0 or high >= self.num_ref_states:
             raise ValueError(f'IMSA: ref_label codes must be in '
                              f'[0, {self.num_ref_states}), got values in '
-                             f'[{int(ref_label.min())}, '
-                             f'{int(ref_label.max())}]')
+                             f'[{low}, {high}]')
         if batch * num_objects == 1 and self._use_deployed(image_feats[0]):
             return self._forward_deployed(image_feats, ref_label[:, 0], roi,
                                           key_values)
