@@ -36,3 +36,20 @@ def berkeley_root() -> str:
     if not osp.isdir(path):
         pytest.skip(f'Berkeley not found at {path}')
     return path
+
+
+def parity_fixture_paths() -> list:
+    """Every official parity fixture (``*.npz``) in the reference folder."""
+    import glob
+    return sorted(glob.glob(osp.join(REFERENCE_DIR, '*.npz')))
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """A test that takes ``parity_fixture`` runs once per ``*.npz`` in the
+    reference folder (``INTERFORMER_REFERENCE_DIR`` included); with none
+    it gets ``None`` and should skip."""
+    if 'parity_fixture' in metafunc.fixturenames:
+        paths = parity_fixture_paths()
+        metafunc.parametrize(
+            'parity_fixture', paths or [None],
+            ids=[osp.basename(p) for p in paths] or ['none'])

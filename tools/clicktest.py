@@ -33,7 +33,7 @@ from interformer.evaluation.runner import dataset_display_name
 from interformer.interaction import PROTOCOL_PRESETS
 from interformer.utils.cli import add_debug_flag, run_tool
 from interformer.utils.config import load_config
-from interformer.utils.device import check_device
+from interformer.utils.device import check_device, check_launcher
 
 
 def parse_args(argv=None):
@@ -82,6 +82,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_device(args.device)
+    check_launcher(args.launcher, 'tools/dist_clicktest.sh')
     rank, _ = init_distributed(args.launcher)
     config, checkpoint = resolve_config_and_checkpoint(args.paths)
     cfg = load_config(config, args.cfg_options)

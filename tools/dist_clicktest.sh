@@ -19,6 +19,17 @@ if [ "${#PATHS[@]}" -lt 1 ] || [ "$#" -lt 1 ]; then
 fi
 GPUS=$1
 shift
+# User errors before any process starts: one line, exit 2 (as clicktest.py).
+for path in "${PATHS[@]}"; do
+    if [ ! -f "${path}" ]; then
+        echo "error: file not found: ${path}" >&2
+        exit 2
+    fi
+done
+if [ "${GPUS}" -lt 1 ]; then
+    echo "error: GPUS must be >= 1, got ${GPUS}" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

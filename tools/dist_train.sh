@@ -11,6 +11,15 @@ if [ "$#" -lt 2 ]; then
 fi
 CONFIG=$1
 GPUS=$2
+# User errors before any process starts: one line, exit 2 (as train.py).
+if [ ! -f "${CONFIG}" ]; then
+    echo "error: config file not found: ${CONFIG}" >&2
+    exit 2
+fi
+if ! [[ "${GPUS}" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: GPUS must be a positive integer, got '${GPUS}'" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

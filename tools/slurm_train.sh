@@ -11,6 +11,10 @@ fi
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
+if [ ! -f "${CONFIG}" ]; then
+    echo "error: config file not found: ${CONFIG}" >&2
+    exit 2
+fi
 GPUS=${GPUS:-4}
 GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}

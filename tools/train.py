@@ -24,6 +24,7 @@ import interformer  # noqa: F401  (stack fixes + registration)
 from interformer.compat import setup_cpu_distributed
 from interformer.utils.cli import UserError, add_debug_flag, run_tool
 from interformer.utils.config import load_config
+from interformer.utils.device import check_launcher
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,6 +98,7 @@ def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_launcher(args.launcher)
     # overrides checked against the config, '${key}' references resolved
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher

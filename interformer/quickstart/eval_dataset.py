@@ -17,6 +17,7 @@ from ..datasets.click_eval.base import (
     GT_OBJECT,
     ClickEvalDataset,
 )
+from ..datasets.image_check import check_image_file
 from .synthetic import load_panoptic, panoptic_paths, rgb_to_id
 
 __all__ = ['SyntheticPanopticEvalDataset', 'spread_indices']
@@ -87,8 +88,7 @@ class SyntheticPanopticEvalDataset(ClickEvalDataset):
 
     def load_gt(self, instance: dict) -> np.ndarray:
         path = instance['gt_path']
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'panoptic PNG not found: {path}')
+        check_image_file(path)  # missing / truncated: an error naming it
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f'cannot read panoptic PNG {path}')

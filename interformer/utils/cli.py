@@ -69,6 +69,10 @@ def format_user_error(err: BaseException) -> str:
     directory: 'x'`` which already names it).
     """
     message = str(err).strip() or type(err).__name__
+    if 'Original Traceback' in message:
+        # re-raised from a DataLoader worker: keep the original message
+        last = message.splitlines()[-1]
+        message = last.split(': ', 1)[1] if ': ' in last else last
     if isinstance(err, OSError) and err.filename is not None:
         if str(err.filename) not in message:
             message = f'{message}: {err.filename}'

@@ -1,7 +1,30 @@
-"""Checking a ``--device`` argument before anything is built on it."""
+"""Checking ``--device`` / ``--launcher`` before anything is built on them.
+"""
+import os
+
 from .cli import UserError
 
-__all__ = ['check_device']
+__all__ = ['check_device', 'check_launcher']
+
+#: The environment variable each launcher sets in every process.
+_LAUNCHER_ENV = dict(
+    pytorch='RANK', slurm='SLURM_PROCID', mpi='OMPI_COMM_WORLD_RANK')
+
+
+def check_launcher(launcher: str, script: str = 'tools/dist_train.sh') -> str:
+    """Return ``launcher`` if this process was started by it.
+
+    Raises:
+        UserError: ``--launcher pytorch`` / ``slurm`` in a process that
+            torchrun / srun did not start.
+    """
+    var = _LAUNCHER_ENV.get(launcher)
+    if var is not None and var not in os.environ:
+        raise UserError(
+            f'--launcher {launcher}: this process was not started by '
+            f'{"srun" if launcher == "slurm" else "torchrun"} ({var} is not '
+            f'set); use {script}, or drop --launcher for one process')
+    return launcher
 
 
 def check_device(device: str, flag: str = '--device') -> str:

@@ -1,6 +1,5 @@
 """IoU, NoC, NoF and mIoU curve: TV5, TV6 and TV10 of evaluation.md, the
 official parity fixture IoUs, and the documented edge cases."""
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -39,11 +38,11 @@ def test_tv6_ignore_band():
     assert iou(gt255, pred, ignore_label=255) == 1.0
 
 
-def test_iou_matches_official_parity_fixture(reference_dir):
-    path = osp.join(reference_dir, 'parity_light.npz')
-    if not osp.isfile(path):
-        pytest.skip(f'{path} not found')
-    data = np.load(path)
+def test_iou_matches_official_parity_fixture(parity_fixture, reference_dir):
+    """Every fixture of the reference folder (tests/conftest.py)."""
+    if parity_fixture is None:
+        pytest.skip(f'no parity fixtures (*.npz) in {reference_dir}')
+    data = np.load(parity_fixture)
     for pred, expected in zip(data['pred'], data['iou']):
         assert iou(data['gt'], pred,
                    ignore_label=255) == pytest.approx(expected, abs=1e-12)

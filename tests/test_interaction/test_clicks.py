@@ -150,12 +150,12 @@ def test_candidate_band_k():
 
 
 # ------------------------------------------------ official parity fixtures
-@pytest.mark.parametrize('fixture', ['parity_light.npz', 'parity_tiny.npz'])
-def test_official_candidates_match_parity_fixture(reference_dir, fixture):
-    path = osp.join(reference_dir, fixture)
-    if not osp.isfile(path):
-        pytest.skip(f'{path} not found')
-    data = np.load(path)
+def test_official_candidates_match_parity_fixture(parity_fixture,
+                                                  reference_dir):
+    """Every fixture of the reference folder (tests/conftest.py)."""
+    if parity_fixture is None:
+        pytest.skip(f'no parity fixtures (*.npz) in {reference_dir}')
+    data = np.load(parity_fixture)
     gt = data['gt'].astype(np.int16)
     gt[gt == 255] = -1
     preds, stored = data['pred'].astype(bool), data['click_candidates']

@@ -123,6 +123,17 @@ def test_teacher_forced_clicks(case, features):
             f'step {step}')
 
 
+def _clicker_gt(gt: np.ndarray) -> np.ndarray:
+    """The official loader's gt (1 object, 0 background, 255 ignore) in
+    the clicker's coding (-1 ignore). The 'official' protocol then treats
+    ignore pixels as background (FP = gt != 1), as the official
+    ``ClickSegmentor`` does. (Mapping on the uint8 array itself would turn
+    -1 back into 255.)"""
+    out = gt.astype(np.int64)
+    out[gt == IGNORE] = -1
+    return out
+
+
 def _candidate_api():
     try:
         from interformer.interaction.clicks import Click, find_click_candidates
@@ -141,8 +152,7 @@ def _free_run(case, model, prefix: str, check_candidates: bool):
     )
     arrays = case.arrays
     api = _candidate_api() if check_candidates else None
-    gt_clicker = np.where(arrays['gt'] == IGNORE, -1,
-                          arrays['gt']).astype(np.int64)
+    gt_clicker = _clicker_gt(arrays['gt'])
     ref = new_reference_label(*case.canvas)
     pred = np.zeros(case.canvas, dtype=bool)
     # Pixels where one of our preds took the other side of a near tie; the
@@ -209,3 +219,19 @@ def test_zoom_in(case):
             _t(arrays['zoom/pred'][step - 1])[None, None])
         assert roi.tolist() == [arrays['zoom/roi'][step].tolist()]
     _free_run(case, zoom, 'zoom/', check_candidates=False)
+
+
+def test_clicker_gt_maps_the_ignore_band():
+    """A fixture gt with the official loader's 255 band reaches the clicker
+    as -1 (counted as background by the 'official' protocol), on any numpy
+    casting rule."""
+    from interformer.interaction.clicks import find_click_candidates
+    gt = np.zeros((12, 12), np.uint8)
+    gt[3:9, 3:9] = 1
+    gt[2, 2:10] = IGNORE
+    mapped = _clicker_gt(gt)
+    assert mapped.dtype == np.int64 and set(np.unique(mapped)) == {-1, 0, 1}
+    pred = np.zeros_like(gt, dtype=bool)
+    pred[2, 2:10] = True  # predicted on the band only
+    cand = find_click_candidates(mapped, pred, [], 'official')
+    assert cand.is_positive  # the object is missed; the band is no object

@@ -45,6 +45,8 @@ def _one_line_error(code, err, *names):
      ['max_iter', 'max_iters']),
     ('train.py', [QUICKSTART, '--cfg-options', 'model.neck.nonexistent=1'],
      ['model.neck', 'nonexistent']),
+    ('train.py', [QUICKSTART, '--launcher', 'pytorch'],
+     ['--launcher pytorch', 'torchrun']),
     ('model_summary.py', ['missing_cfg.py'], ['missing_cfg.py']),
     ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
                       'no/such/folder'], ['no/such/folder']),
@@ -55,6 +57,8 @@ def _one_line_error(code, err, *names):
                       'x', '--device', 'cuda:7'], ['--device', 'cuda:7']),
     ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
                       'x', '--device', 'gpu0'], ['--device', 'gpu0']),
+    ('clicktest.py', [DEBUG_CONFIG, '--dataset', 'grabcut', '--data-root',
+                      'x', '--launcher', 'pytorch'], ['dist_clicktest.sh']),
     ('quickstart.py', ['--config', 'missing_quickstart.py', '--work-dir',
                        'unused'], ['missing_quickstart.py']),
     ('model_converters/mae2interformer.py', ['missing.pth', 'out.pth'],
@@ -65,6 +69,7 @@ def _one_line_error(code, err, *names):
 def test_user_errors_are_one_line(relpath, argv, names, capsys, tmp_path,
                                   monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('RANK', raising=False)
     code, err = _run(relpath, argv, capsys)
     _one_line_error(code, err, *names)
 
@@ -106,3 +111,21 @@ def test_exit_status_from_the_shell(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith('error: ') and 'missing.py' in lines[-1]
     assert 'Traceback' not in proc.stderr
+
+
+def test_quickstart_takes_work_dir_and_out_alias():
+    tool = _tool('quickstart.py')
+    assert tool.parse_args(['--work-dir', 'a']).work_dir == 'a'
+    assert tool.parse_args(['--out', 'b']).work_dir == 'b'
+
+
+def test_error_from_a_dataloader_worker_is_one_line():
+    from interformer.utils.cli import format_user_error
+    wrapped = ValueError(
+        'Caught DamagedImageError in DataLoader worker process 0.\n'
+        'Original Traceback (most recent call last):\n'
+        '  File "x.py", line 1, in <module>\n'
+        'interformer.datasets.image_check.DamagedImageError: damaged image '
+        'file a.jpg: truncated')
+    assert format_user_error(wrapped) == \
+        'error: damaged image file a.jpg: truncated'

@@ -18,18 +18,39 @@ def _fake(path):
     return str(path)
 
 
-def _run(repo_root, script, args, env):
+def _run(repo_root, script, args, env, cwd=None):
     proc = subprocess.run(
         ['bash', osp.join(repo_root, 'tools', script)] + args,
         env=dict(os.environ, **env),
         capture_output=True,
         text=True,
+        cwd=cwd,
         timeout=30)
     return proc
 
 
+@pytest.mark.parametrize('script, args', [
+    ('dist_train.sh', ['missing_cfg.py', '2']),
+    ('slurm_train.sh', ['part', 'job', 'missing_cfg.py']),
+    ('dist_clicktest.sh', ['missing_cfg.py', 'missing.pth', '2']),
+])
+def test_missing_config_is_one_line_before_launch(repo_root, tmp_path,
+                                                  script, args):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    _fake(bin_dir / 'srun')
+    python = _fake(tmp_path / 'python')
+    proc = _run(repo_root, script, args,
+                dict(PYTHON=python, PATH=f'{bin_dir}:{os.environ["PATH"]}'),
+                cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith('error: ')
+    assert 'missing_cfg.py' in proc.stderr and proc.stdout == ''
+
+
 def test_dist_train_multi_node_arguments(repo_root, tmp_path):
     python = _fake(tmp_path / 'python')
+    (tmp_path / 'cfg.py').write_text('')
     proc = _run(
         repo_root, 'dist_train.sh', ['cfg.py', '4', '--seed', '42'],
         dict(
@@ -37,7 +58,7 @@ def test_dist_train_multi_node_arguments(repo_root, tmp_path):
             NNODES='2',
             NODE_RANK='1',
             MASTER_ADDR='10.0.0.7',
-            PORT='29611'))
+            PORT='29611'), cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[:2] == ['-m', 'torch.distributed.run']
@@ -56,10 +77,12 @@ def test_dist_train_defaults_and_usage(repo_root, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in launch_vars}
     env['PYTHON'] = python
     script = osp.join(repo_root, 'tools', 'dist_train.sh')
+    (tmp_path / 'c.py').write_text('')
     proc = subprocess.run(['bash', script, 'c.py', '2'],
                           env=env,
                           capture_output=True,
                           text=True,
+                          cwd=str(tmp_path),
                           timeout=30)
     lines = proc.stdout.splitlines()
     for expected in ('--nnodes=1', '--node_rank=0', '--master_addr=127.0.0.1',
@@ -78,6 +101,7 @@ def test_slurm_train_arguments(repo_root, tmp_path, gpus, per_node):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     _fake(bin_dir / 'srun')
+    (tmp_path / 'cfg.py').write_text('')
     proc = _run(
         repo_root, 'slurm_train.sh',
         ['gpu_part', 'interformer', 'cfg.py', '--seed', '42'],
@@ -85,7 +109,7 @@ def test_slurm_train_arguments(repo_root, tmp_path, gpus, per_node):
             PATH=f'{bin_dir}:{os.environ["PATH"]}',
             GPUS=gpus,
             GPUS_PER_NODE=per_node,
-            PYTHON='python3'))
+            PYTHON='python3'), cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[:2] == ['-p', 'gpu_part']
