@@ -40,6 +40,7 @@ from mmengine.config import Config
 from ..interaction import (
     NUM_REF_STATES,
     canvas_shape,
+    checked_click,
     click_step,
     foreground_probability,
     new_reference_label,
@@ -246,20 +247,9 @@ class InterFormerPredictor:
                 the official evaluation protocol) instead of the image only.
         """
         self._require_image()
-        if not isinstance(positive, (bool, np.bool_)):
-            raise TypeError(f'positive must be a bool (True: foreground '
-                            f'click), got {positive!r}')
-        height, width = self._canvas_shape if on_canvas else self._image_shape
-        if isinstance(y, bool) or isinstance(x, bool) or not (
-                float(y).is_integer() and float(x).is_integer()):
-            raise TypeError(f'click coordinates must be integers, '
-                            f'got y={y!r}, x={x!r}')
-        y, x = int(y), int(x)
-        if not (0 <= y < height and 0 <= x < width):
-            where = 'canvas' if on_canvas else 'image'
-            raise ValueError(f'click (y={y}, x={x}) is outside the '
-                             f'{height}x{width} {where}')
-        self._clicks.append((y, x, bool(positive)))
+        shape = self._canvas_shape if on_canvas else self._image_shape
+        self._clicks.append(checked_click(
+            y, x, positive, shape, 'canvas' if on_canvas else 'image'))
 
     def step_without_click(self) -> None:
         """Let the model answer once more without a new click.

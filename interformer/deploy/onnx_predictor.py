@@ -20,6 +20,7 @@ import numpy as np
 from interformer.interaction.reference_label import (
     NUM_REF_STATES,
     add_click_disk,
+    checked_click,
     new_reference_label,
     update_by_prediction,
 )
@@ -167,17 +168,9 @@ class OnnxPredictor:
                   on_canvas: bool = False) -> None:
         """Add a click at (y, x) (pixels; see ``InterFormerPredictor``)."""
         self._require_image()
-        height, width = self._canvas_shape if on_canvas else self._image_shape
-        if isinstance(y, bool) or isinstance(x, bool) or not (
-                float(y).is_integer() and float(x).is_integer()):
-            raise TypeError(f'click coordinates must be integers, '
-                            f'got y={y!r}, x={x!r}')
-        y, x = int(y), int(x)
-        if not (0 <= y < height and 0 <= x < width):
-            where = 'canvas' if on_canvas else 'image'
-            raise ValueError(f'click (y={y}, x={x}) is outside the '
-                             f'{height}x{width} {where}')
-        self._clicks.append((y, x, bool(positive)))
+        shape = self._canvas_shape if on_canvas else self._image_shape
+        self._clicks.append(checked_click(
+            y, x, positive, shape, 'canvas' if on_canvas else 'image'))
 
     def step_without_click(self) -> None:
         """Decode once more on the label updated by the last prediction."""

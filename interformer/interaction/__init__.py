@@ -38,6 +38,7 @@ from .reference_label import (
                      REF_POSSIBLE_FG,
                      REF_UNKNOWN,
                      add_click_disk,
+                     checked_click,
                      new_reference_label,
                      update_by_prediction,
 )
@@ -62,6 +63,7 @@ __all__ = [
     'HAS_TORCH', 'CLICK_RADIUS', 'NUM_REF_STATES', 'REF_DEFINITE_BG',
     'REF_DEFINITE_FG',
     'REF_POSSIBLE_BG', 'REF_POSSIBLE_FG', 'REF_UNKNOWN', 'add_click_disk',
+    'checked_click',
     'new_reference_label', 'update_by_prediction', 'ClickProtocol',
     'PROTOCOL_PRESETS', 'get_protocol', 'GRID_STRIDE', 'SIZE_DIVISOR', 'Box',
     'canvas_shape', 'crop_to_image', 'grid_shape', 'pad_to_canvas', 'Click',

@@ -20,7 +20,7 @@ definite pixels never change. Functions accept numpy arrays or torch tensors
 of any leading shape; clicks are (y, x) in pixels of the map.
 """
 import sys
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Tuple, Union
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     'REF_DEFINITE_BG', 'REF_POSSIBLE_BG', 'REF_UNKNOWN', 'REF_POSSIBLE_FG',
     'REF_DEFINITE_FG', 'NUM_REF_STATES', 'CLICK_RADIUS', 'new_reference_label',
-    'add_click_disk', 'update_by_prediction'
+    'add_click_disk', 'update_by_prediction', 'checked_click'
 ]
 
 REF_DEFINITE_BG = 0
@@ -58,6 +58,35 @@ def new_reference_label(height: int, width: int) -> np.ndarray:
         raise ValueError(f'reference label size must be positive, '
                          f'got {height}x{width}')
     return np.full((height, width), REF_UNKNOWN, dtype=np.uint8)
+
+
+def checked_click(y, x, positive, shape: Tuple[int, int],
+                  where: str = 'image') -> Tuple[int, int, bool]:
+    """A user's click checked against the (H, W) ``shape`` it lands on.
+
+    Shared by the predictors (torch and onnxruntime): coordinates must be
+    integers inside ``shape``, ``positive`` a real bool.
+
+    Returns:
+        (y, x, positive) as (int, int, bool).
+
+    Raises:
+        TypeError: non-integer coordinates or a non-bool ``positive``.
+        ValueError: a click outside ``shape`` (``where`` names it).
+    """
+    if not isinstance(positive, (bool, np.bool_)):
+        raise TypeError(f'positive must be a bool (True: foreground '
+                        f'click), got {positive!r}')
+    if isinstance(y, bool) or isinstance(x, bool) or not (
+            float(y).is_integer() and float(x).is_integer()):
+        raise TypeError(f'click coordinates must be integers, '
+                        f'got y={y!r}, x={x!r}')
+    y, x = int(y), int(x)
+    height, width = shape
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f'click (y={y}, x={x}) is outside the '
+                         f'{height}x{width} {where}')
+    return y, x, bool(positive)
 
 
 def add_click_disk(ref_label: ArrayLike,

@@ -42,6 +42,10 @@ TORCH_FREE_RUN = textwrap.dedent('''
         predictor.add_click(image.shape[0], 0, True)
     except ValueError as err:
         outside = str(err)
+    try:
+        predictor.add_click(0, 0, 'no')
+    except TypeError as err:
+        not_bool = str(err)
     masks, probs = [], []
     for y, x, positive in CLICKS_HERE:
         predictor.add_click(y, x, positive)
@@ -51,7 +55,7 @@ TORCH_FREE_RUN = textwrap.dedent('''
     assert predictor.undo() and len(predictor.clicks) == len(CLICKS_HERE) - 1
     assert 'torch' not in sys.modules, 'torch was imported'
     np.savez(out_path, masks=np.stack(masks), probs=np.stack(probs),
-             no_image=no_image, outside=outside)
+             no_image=no_image, outside=outside, not_bool=not_bool)
 ''')
 
 
@@ -91,6 +95,9 @@ def test_torch_free_predictor_matches_pytorch(exported, tmp_path):
     with pytest.raises(ValueError) as outside:
         torch_predictor.add_click(image.shape[0], 0, True)
     assert str(got['outside']) == str(outside.value)
+    with pytest.raises(TypeError) as not_bool:
+        torch_predictor.add_click(0, 0, 'no')
+    assert str(got['not_bool']) == str(not_bool.value)
     for step, (y, x, positive) in enumerate(CLICKS):
         torch_predictor.add_click(y, x, positive)
         want = torch_predictor.predict()
