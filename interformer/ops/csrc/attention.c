@@ -21,7 +21,8 @@
  * operands: a score vector is 16 keys of one query (one vdpbf16ps per pair
  * of head dimensions, the query pair broadcast), an output vector 16
  * dimensions of one query (one vdpbf16ps per pair of keys, the probability
- * pair broadcast); the softmax is shared.
+ * pair broadcast), 4 queries per pass so that every key / value vector is
+ * loaded once for 4 queries; the softmax is shared.
  *
  * Built only where the compiler targets AVX512-BF16 (-march=native on such
  * a CPU; AMX used if also targeted and permitted); elsewhere
@@ -243,25 +244,47 @@ static void attend_block_avx512(const uint16_t *q, long q_row, int rows,
     }
     softmax_rows(bb->scores, rows, blocks, width, valid, scale, bb->probs,
                  bb->inv_sum);
-    /* outputs: per query 2 x 16 dimensions, one pair of keys per step */
-    for (int r = 0; r < rows; ++r) {
-        const uint32_t *p = (const uint32_t *)(bb->probs + (long)r * width);
-        __m512 lo = _mm512_setzero_ps(), hi = lo;
+    /* outputs: 4 queries x 2 x 16 dimensions per pass, one pair of keys
+     * per step, each value vector loaded once for the 4 queries */
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        const uint32_t *p[4];
+        for (int i = 0; i < 4; ++i)
+            p[i] = (const uint32_t *)(bb->probs +
+                                      (long)(r0 + (r0 + i < rows ? i : 0)) *
+                                          width);
+        __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0,
+               lo2 = lo0, hi2 = lo0, lo3 = lo0, hi3 = lo0;
         for (int c = 0; c < chunks; ++c) {
             const uint32_t *vc = vp + (long)c * 2 * (CHUNK / 2) * TILE;
             for (int m = 0; m < CHUNK / 2; ++m) {
-                const __m512bh pp = as_bh(_mm512_set1_epi32(
-                    (int)p[c * (CHUNK / 2) + m]));
-                lo = _mm512_dpbf16_ps(
-                    lo, pp, as_bh(_mm512_loadu_si512(vc + (long)m * TILE)));
-                hi = _mm512_dpbf16_ps(
-                    hi, pp,
-                    as_bh(_mm512_loadu_si512(
-                        vc + (long)(CHUNK / 2 + m) * TILE)));
+                const int pair = c * (CHUNK / 2) + m;
+                const __m512bh vlo =
+                    as_bh(_mm512_loadu_si512(vc + (long)m * TILE));
+                const __m512bh vhi = as_bh(
+                    _mm512_loadu_si512(vc + (long)(CHUNK / 2 + m) * TILE));
+                __m512bh pp = as_bh(_mm512_set1_epi32((int)p[0][pair]));
+                lo0 = _mm512_dpbf16_ps(lo0, pp, vlo);
+                hi0 = _mm512_dpbf16_ps(hi0, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[1][pair]));
+                lo1 = _mm512_dpbf16_ps(lo1, pp, vlo);
+                hi1 = _mm512_dpbf16_ps(hi1, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[2][pair]));
+                lo2 = _mm512_dpbf16_ps(lo2, pp, vlo);
+                hi2 = _mm512_dpbf16_ps(hi2, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[3][pair]));
+                lo3 = _mm512_dpbf16_ps(lo3, pp, vlo);
+                hi3 = _mm512_dpbf16_ps(hi3, pp, vhi);
             }
         }
-        _mm512_store_ps(bb->acc + r * HEAD_DIMS, lo);
-        _mm512_store_ps(bb->acc + r * HEAD_DIMS + TILE, hi);
+        float *acc = bb->acc + (long)r0 * HEAD_DIMS;
+        _mm512_store_ps(acc, lo0);
+        _mm512_store_ps(acc + TILE, hi0);
+        _mm512_store_ps(acc + HEAD_DIMS, lo1);
+        _mm512_store_ps(acc + HEAD_DIMS + TILE, hi1);
+        _mm512_store_ps(acc + 2 * HEAD_DIMS, lo2);
+        _mm512_store_ps(acc + 2 * HEAD_DIMS + TILE, hi2);
+        _mm512_store_ps(acc + 3 * HEAD_DIMS, lo3);
+        _mm512_store_ps(acc + 3 * HEAD_DIMS + TILE, hi3);
     }
     store_rows(bb->acc, bb->inv_sum, rows, out, out_row);
 }
