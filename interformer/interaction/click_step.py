@@ -5,10 +5,12 @@ A click step is::
     reference label --update by the previous foreground--> --add the click
     disk(s)--> --decode--> foreground margin --foreground rule--> mask
 
-:func:`click_step` is the only implementation; the predictor
-(``interformer.apis``), the training click simulation
-(:mod:`~interformer.interaction.click_simulation`) and the click test's
-test-time augmentation (``interformer.evaluation.tta``) call it. The robot
+:func:`click_step` is the only implementation; the predictors (through
+:class:`~interformer.interaction.click_session.ClickSession`: the PyTorch
+one, the onnxruntime one and the click test's test-time augmentation), the
+service's batched object decoding (``interformer.serving.engine``) and
+both routes of the training click simulation
+(:mod:`~interformer.interaction.click_simulation`) call it. The robot
 user that chooses the click (:func:`~interformer.interaction.clicks.
 next_click`) stays outside: the predictor has none.
 
@@ -21,7 +23,8 @@ route, a test-time-augmented ensemble, a stand-in):
 * ``ref_label``: (B, H, W) or (H, W) uint8 codes (numpy or torch, as given
   to :func:`click_step`), the label with the new disks;
 * ``prev_fg``: the previous foreground, same shape, bool, or None at the
-  first step (zoom-in models derive their ROI from it);
+  first step (zoom-in models derive their ROI from it); for a batch given
+  one mask per sample, a list of Optional (H, W) masks;
 * ``step``: 0-based click index (an int, or one per sample for a batch of
   objects at different clicks, passed on as given);
 * ``margin``: same shape, float: foreground minus background logit at the
