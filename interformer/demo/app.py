@@ -33,10 +33,11 @@ import threading
 from collections import OrderedDict
 from email import policy
 from email.parser import BytesParser
-from typing import Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 from urllib.parse import unquote
 
 import cv2
+import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -51,6 +52,9 @@ from interformer.serving.images import (
 )
 
 from .session import DemoSession, PredictorLike
+
+if TYPE_CHECKING:
+    from interformer.deploy.store_lookup import StoreLookup
 
 __all__ = ['build_demo_app', 'build_demo_router', 'STATIC_DIR',
            'EXAMPLES_DIR', 'DemoSessions']
@@ -134,6 +138,7 @@ def _state(session: DemoSession, **extra) -> dict:
         'object_index': session.object_index,
         'num_finished': session.num_finished,
         'mask_area': int(session.current_mask().sum()),
+        'features': session.features_source,
         'overlay': 'data:image/png;base64,' + overlay,
     }
     state.update(extra)
@@ -145,12 +150,15 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
                       max_pixels: int = DEFAULT_MAX_PIXELS,
                       max_sessions: int = 8,
                       examples_dir: str = EXAMPLES_DIR,
-                      model_lock: Optional[threading.Lock] = None
+                      model_lock: Optional[threading.Lock] = None,
+                      feature_store: Optional['StoreLookup'] = None
                       ) -> APIRouter:
     """The demo page and its JSON endpoints (see the module doc).
 
     ``model_lock``: the lock of every other user of the same model (the
-    service's ``ClickEngine.model_lock``).
+    service's ``ClickEngine.model_lock``). ``feature_store``: stored
+    features of the same model (``tools/demo.py --features``); an uploaded
+    or example image whose file is in it is not encoded again.
     """
     if max_upload_mb <= 0 or max_pixels <= 0:
         raise ValueError('max_upload_mb and max_pixels must be > 0')
@@ -273,14 +281,16 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             name = session.name
         return png_response(labels, f'{name}_labels.png')
 
-    def load(request: Request, image, name: str) -> Response:
+    def load(request: Request, image, name: str, data: bytes) -> Response:
         sid = request.cookies.get(COOKIE_NAME)
         session, new_sid = sessions.get(sid), None
         if session is None:
             new_sid, session = sessions.new()
+        features = None if feature_store is None else \
+            feature_store.features(data, image)
         with session.lock:
             with sessions.model_lock:
-                encode_ms = session.set_image(image, name)
+                encode_ms = session.set_image(image, name, features)
             return json_response(_state(session,
                                         encode_ms=round(encode_ms, 2)),
                                  new_sid)
@@ -292,7 +302,7 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
 
         def work():
             image = decode_image(data, max_pixels)
-            return load(request, image, _safe_stem(filename))
+            return load(request, image, _safe_stem(filename), data)
         return await run_in_threadpool(work)
 
     @router.post('/api/example')
@@ -302,10 +312,14 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             raise HTTPException(404, f'no such example: {name!r}')
 
         def work():
-            bgr = cv2.imread(osp.join(examples_dir, name), cv2.IMREAD_COLOR)
+            with open(osp.join(examples_dir, name), 'rb') as f:
+                data = f.read()
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8),
+                               cv2.IMREAD_COLOR)
             if bgr is None:
                 raise HTTPException(500, f'cannot read example {name}')
-            return load(request, bgr[:, :, ::-1].copy(), _safe_stem(name))
+            return load(request, bgr[:, :, ::-1].copy(), _safe_stem(name),
+                        data)
         return await run_in_threadpool(work)
 
     @router.post('/api/click')

@@ -2,20 +2,26 @@
 page downloads decoder.onnx and the image's features once, every click is
 decoded in a web worker (onnxruntime-web) with the JavaScript reference-label
 rules; masks match server-side decoding (IoU >= 0.99 at every click), no
-request per click, per-click latency shown on the page."""
+request per click, per-click latency shown on the page. Served two ways:
+tools/deploy/serve_client.py's torch-free app (encoder.onnx encodes) and
+tools/demo.py CONFIG CHECKPOINT --client-decoding (the PyTorch model
+encodes)."""
+import argparse
 import os
 import os.path as osp
-import threading
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from deploy_utils import build_tiny
+from deploy_utils import build_tiny, tiny_config
 
 from interformer.deploy import OnnxPredictor
+from interformer.deploy.client_app import build_client_app
+from interformer.deploy.client_routes import ORT_DIR
 from interformer.deploy.export import export_onnx
-from interformer.deploy.web_server import ORT_DIR, ClientDecodingServer
+from interformer.serving.cli import build_app
+from interformer.serving.launch import ServerThread
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = [
@@ -37,20 +43,37 @@ sync_api = pytest.importorskip('playwright.sync_api')
 
 
 @pytest.fixture(scope='module')
-def server(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp('client_onnx'))
+def exported(tmp_path_factory):
+    """(export folder, config file, checkpoint) of one tiny Light model."""
+    root = tmp_path_factory.mktemp('client_onnx')
     model = build_tiny('light', seed=1)
     with torch.no_grad():  # confident logits, as a trained model has: a
         # random model's margins are ~0 where WASM and CPU rounding differ
         model.decode_head.conv_seg.weight.mul_(100)
         model.decode_head.conv_seg.bias.mul_(100)
+    model_dir = str(root / 'onnx')
     export_onnx(model, model_dir, fp16=True)
-    srv = ClientDecodingServer(model_dir, ('127.0.0.1', 0), num_threads=1)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    config = str(root / 'tiny_light.py')
+    tiny_config('light').dump(config)
+    checkpoint = str(root / 'tiny_light.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return model_dir, config, checkpoint
+
+
+@pytest.fixture(params=['serve_client', 'demo'])
+def server(request, exported):
+    model_dir, config, checkpoint = exported
+    if request.param == 'serve_client':
+        app = build_client_app(model_dir, num_threads=1)
+    else:
+        app = build_app(argparse.Namespace(
+            config=config, checkpoint=checkpoint, device='cpu',
+            precision='fp32', max_upload_mb=10, max_pixels=2**22,
+            features=None, client_decoding=model_dir), cache_mb=16)
+    with ServerThread(app) as thread:
+        thread.model_dir = model_dir
+        thread.request_log = app.fastapi.state.request_log
+        yield thread
 
 
 def _image():
@@ -82,6 +105,8 @@ def test_clicks_decoded_in_the_browser(server, tmp_path):
         page.set_input_files('#file', path)
         page.wait_for_function('window.interformerClient.imageReady')
         requests_before = list(server.request_log)
+        assert page.evaluate('window.interformerClient.featuresSource') \
+            == 'encoder'
         for k, (y, x, positive) in enumerate(CLICKS):
             box = page.locator('#view').bounding_box()
             # +1: the canvas' 1px border
@@ -103,7 +128,8 @@ def test_clicks_decoded_in_the_browser(server, tmp_path):
                                       'client_decoding.png'))
         browser.close()
     assert not errors and not state['errors'], (errors, state['errors'])
-    assert server.request_log == requests_before, 'a click made a request'
+    assert list(server.request_log) == requests_before, \
+        'a click made a request'
     assert ('POST', '/api/encode') in requests_before
     assert sum(1 for r in requests_before
                if r[1] == '/model/decoder.onnx') == 1

@@ -19,7 +19,7 @@ let clicks = [];        // [y, x, positive]
 let steps = [];         // [{ref, mask}] on the canvas
 const state = window.interformerClient = {
   ready: false, imageReady: false, masks: [], latencies: [], workerMs: [],
-  bytesPerImage: 0, errors: [],
+  bytesPerImage: 0, featuresSource: null, errors: [],
 };
 
 worker.onmessage = (event) => {
@@ -74,6 +74,7 @@ document.getElementById('file').addEventListener('change', async (event) => {
   const buffer = await response.arrayBuffer();
   const {header, tensors} = parseFeatures(buffer);
   state.bytesPerImage = buffer.byteLength;
+  state.featuresSource = header.source;  // 'encoder' or 'store'
   await request('features', {type: 'features', tensors},
                 tensors.map((t) => t.data.buffer));
   image = {bitmap, height: header.image_shape[0],
@@ -89,7 +90,7 @@ document.getElementById('file').addEventListener('change', async (event) => {
   draw(null);
   state.imageReady = true;
   status.textContent = `image ready (${(buffer.byteLength / 1e6).toFixed(2)}`
-      + ' MB of features); click the object';
+      + ` MB of features from the ${header.source}); click the object`;
 });
 
 async function decodeStep(index) {
