@@ -27,14 +27,10 @@ JSON ``{"error": message}`` (400 bad input, 404, 408, 411, 413 too large).
 import base64
 import os
 import os.path as osp
-import re
 import secrets
 import threading
 from collections import OrderedDict
-from email import policy
-from email.parser import BytesParser
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
-from urllib.parse import unquote
 
 import cv2
 import numpy as np
@@ -52,6 +48,7 @@ from interformer.serving.images import (
 )
 
 from .session import DemoSession, PredictorLike
+from .uploads import extract_upload, safe_stem
 
 if TYPE_CHECKING:
     from interformer.deploy.store_lookup import StoreLookup
@@ -73,15 +70,7 @@ CONTENT_TYPES = {
 }
 COOKIE_NAME = 'interformer_demo'
 MAX_JSON_BYTES = 64 * 1024
-_NAME_RE = re.compile(r'[^A-Za-z0-9._-]+')
 _HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
-
-
-def _safe_stem(filename: str) -> str:
-    """A download-safe stem from a user-supplied file name."""
-    stem = osp.splitext(osp.basename(filename.replace('\\', '/')))[0]
-    stem = _NAME_RE.sub('_', stem).strip('._')[:64]
-    return stem or 'image'
 
 
 class DemoSessions:
@@ -298,11 +287,11 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
     @router.post('/api/upload')
     async def post_upload(request: Request) -> Response:
         body = await read_body(request, max_upload, 'the upload')
-        data, filename = _extract_upload(request, body)
+        data, filename = extract_upload(request, body)
 
         def work():
             image = decode_image(data, max_pixels)
-            return load(request, image, _safe_stem(filename), data)
+            return load(request, image, safe_stem(filename), data)
         return await run_in_threadpool(work)
 
     @router.post('/api/example')
@@ -318,7 +307,7 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
                                cv2.IMREAD_COLOR)
             if bgr is None:
                 raise HTTPException(500, f'cannot read example {name}')
-            return load(request, bgr[:, :, ::-1].copy(), _safe_stem(name),
+            return load(request, bgr[:, :, ::-1].copy(), safe_stem(name),
                         data)
         return await run_in_threadpool(work)
 
@@ -377,26 +366,6 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             return json_response(_state(session, changed=finished))
 
     return router
-
-
-def _extract_upload(request: Request, body: bytes) -> Tuple[bytes, str]:
-    """File bytes and name from a raw or multipart/form-data body."""
-    content_type = request.headers.get('content-type', '')
-    filename = unquote(request.headers.get('x-filename', 'image'))
-    if not content_type.lower().startswith('multipart/form-data'):
-        return body, filename
-    head = f'Content-Type: {content_type}\r\n\r\n'.encode()
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise HTTPException(400, 'malformed multipart upload')
-    for part in message.iter_parts():
-        if part.get_filename() is not None or \
-                part.get_param('name', header='content-disposition') \
-                in ('image', 'file'):
-            return (part.get_payload(decode=True) or b'',
-                    part.get_filename() or filename)
-    raise HTTPException(400, 'the multipart upload has no file field '
-                        '(send the image as field "image")')
 
 
 def build_demo_app(predictor_factory: Callable[[], PredictorLike],

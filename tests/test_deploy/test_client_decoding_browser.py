@@ -16,6 +16,12 @@ import pytest
 import torch
 from deploy_utils import build_tiny, tiny_config
 
+from interformer.benchmark.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    format_browser_table,
+    run_browser_benchmark,
+)
 from interformer.deploy import OnnxPredictor
 from interformer.deploy.client_app import build_client_app
 from interformer.deploy.client_routes import ORT_DIR
@@ -23,12 +29,6 @@ from interformer.deploy.export import export_onnx
 from interformer.serving.cli import build_app
 from interformer.serving.launch import ServerThread
 
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update',
-    '--disable-sync'
-]
 TIMEOUT_MS = 120000
 # (y, x, positive) in image pixels
 CLICKS = [(75, 120, True), (20, 30, False), (100, 140, True),
@@ -150,3 +150,17 @@ def test_clicks_decoded_in_the_browser(server, tmp_path):
     print(f'browser latency per click (ms): {state["latencies"]}, '
           f'decoder in the worker: {state["workerMs"]}, bytes per image: '
           f'{state["bytesPerImage"]}')
+
+
+def test_browser_benchmark_runs(exported):
+    """tools/deploy/benchmark_browser.py's measurement (not timed here)."""
+    image = _image()[:, :, ::-1].copy()
+    gt = np.zeros(image.shape[:2], np.int8)
+    cv2.circle(gt, (120, 75), 40, 1, -1)
+    result = run_browser_benchmark(exported[0], image, gt, num_clicks=2,
+                                   warmup=1)
+    assert result['requests_during_clicks'] == 0
+    assert result['click']['count'] == 2 and result['click']['median_ms'] > 0
+    assert result['bytes_per_image'] > 0 and result['fp16']
+    assert '| requests during the clicks | 0 |' in format_browser_table(
+        result)
