@@ -88,7 +88,8 @@ def _click_loop(page, request_log, gt: np.ndarray, clicks_total: int,
 def run_browser_benchmark(model_dir: str, image: np.ndarray,
                           gt: np.ndarray, num_clicks: int = 12,
                           warmup: int = 2, chromium: str = CHROMIUM,
-                          seed: int = 0) -> dict:
+                          seed: int = 0,
+                          threads: Optional[int] = None) -> dict:
     """Measure the page on one image.
 
     Args:
@@ -97,6 +98,7 @@ def run_browser_benchmark(model_dir: str, image: np.ndarray,
         num_clicks: clicks timed after ``warmup`` untimed ones.
         chromium: the Chromium binary.
         seed: the robot's tie-break seed.
+        threads: WASM threads of the decoder (None: the page's default).
 
     Returns:
         dict: the settings, ``click`` / ``worker`` latency statistics (ms),
@@ -121,7 +123,8 @@ def run_browser_benchmark(model_dir: str, image: np.ndarray,
             page = browser.new_page(viewport=dict(
                 width=max(width + 200, 1280), height=height + 400))
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(server.url)
+            page.goto(server.url + (f'?threads={threads}' if threads
+                                    else ''))
             page.wait_for_function('window.interformerClient && '
                                    'window.interformerClient.ready')
             start = time.perf_counter()
@@ -131,7 +134,8 @@ def run_browser_benchmark(model_dir: str, image: np.ndarray,
             records = _click_loop(page, app.fastapi.state.request_log, gt,
                                   warmup + num_clicks, seed)
             state = page.evaluate('(s => ({bytes: s.bytesPerImage, '
-                                  'errors: s.errors}))'
+                                  'errors: s.errors, threads: '
+                                  's.wasmThreads}))'
                                   '(window.interformerClient)')
             version = browser.version
             browser.close()
@@ -153,7 +157,7 @@ def run_browser_benchmark(model_dir: str, image: np.ndarray,
         decoder_bytes=osp.getsize(osp.join(model_dir, 'decoder.onnx')),
         encode_and_download_s=image_s,
         chromium=version,
-        onnxruntime_web_threads=1,
+        wasm_threads=int(state['threads']),
         cpu=platform.processor() or platform.machine(),
         cpu_count=os.cpu_count(),
         load_average_before=load_before,
@@ -182,7 +186,7 @@ def format_browser_table(result: dict,
          f'{result["decoder_bytes"] / 2**20:.1f} MiB'),
         ('requests during the clicks', str(result['requests_during_clicks'])),
         ('Chromium / WASM threads', f'{result["chromium"]} / '
-         f'{result["onnxruntime_web_threads"]}'),
+         f'{result["wasm_threads"]}'),
         ('load average before / after',
          f'{result["load_average_before"]:.2f} / '
          f'{result["load_average_after"]:.2f}'),

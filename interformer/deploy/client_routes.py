@@ -56,7 +56,14 @@ CONTENT_TYPES = {
     '.json': 'application/json',
     '.onnx': 'application/octet-stream',
 }
-_HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
+# cross-origin isolation (COOP + COEP): SharedArrayBuffer, so the decoder
+# can run on several WASM threads; every file is served from this origin
+_HEADERS = {
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Embedder-Policy': 'require-corp',
+}
 
 
 def _file(path: str) -> Response:

@@ -73,6 +73,9 @@ def server(request, exported):
     with ServerThread(app) as thread:
         thread.model_dir = model_dir
         thread.request_log = app.fastapi.state.request_log
+        # the demo's page decodes on 2 WASM threads (cross-origin isolated)
+        thread.threads = 1 if request.param == 'serve_client' else min(
+            2, os.cpu_count() or 1)
         yield thread
 
 
@@ -99,9 +102,12 @@ def test_clicks_decoded_in_the_browser(server, tmp_path):
         page.set_default_timeout(TIMEOUT_MS)
         errors = []
         page.on('pageerror', lambda err: errors.append(str(err)))
-        page.goto(server.url)
+        page.goto(f'{server.url}?threads={server.threads}')
         page.wait_for_function('window.interformerClient && '
                                'window.interformerClient.ready')
+        assert page.evaluate('crossOriginIsolated')
+        assert page.evaluate('window.interformerClient.wasmThreads') == \
+            server.threads
         page.set_input_files('#file', path)
         page.wait_for_function('window.interformerClient.imageReady')
         requests_before = list(server.request_log)

@@ -26,7 +26,9 @@ worker.onmessage = (event) => {
   const msg = event.data;
   if (msg.type === 'ready') {
     state.ready = true;
-    status.textContent = 'decoder ready: choose an image';
+    state.wasmThreads = msg.threads;
+    status.textContent = `decoder ready (${msg.threads} WASM thread(s)): ` +
+        'choose an image';
   } else if (msg.type === 'error') {
     state.errors.push(msg.message);
     status.textContent = `error: ${msg.message}`;
@@ -37,7 +39,10 @@ worker.onmessage = (event) => {
     resolve(msg);
   }
 };
-worker.postMessage({type: 'model', url: '/model/decoder.onnx'});
+// ?threads=N: the decoder's WASM threads (default 1; more need the page to
+// be cross-origin isolated, which the server's headers make it)
+const threads = Number(new URLSearchParams(location.search).get('threads'));
+worker.postMessage({type: 'model', url: '/model/decoder.onnx', threads});
 
 function request(key, message, transfer) {
   return new Promise((resolve) => {
