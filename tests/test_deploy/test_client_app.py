@@ -145,3 +145,24 @@ def test_store_of_another_model_is_refused(export_and_store, tmp_path):
         build_client_app(model_dir, store)
     with pytest.raises(FileNotFoundError, match='encode_images.py'):
         build_client_app(model_dir, str(tmp_path))
+
+
+def test_tool_error_is_one_line_without_torch(tmp_path):
+    script = BLOCK_TORCH + textwrap.dedent('''
+        import runpy
+        sys.argv = ['serve_client.py', sys.argv[1]]
+        try:
+            runpy.run_path('tools/deploy/serve_client.py',
+                           run_name='__main__')
+        finally:
+            assert 'torch' not in sys.modules, 'torch was imported'
+    ''')
+    missing = str(tmp_path / 'no_export')
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, '-c', script, missing], cwd=REPO,
+                          env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip()
+    assert err.startswith('error:') and len(err.splitlines()) == 1, err
+    assert missing in err and 'export_onnx.py' in err
