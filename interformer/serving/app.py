@@ -10,7 +10,9 @@
 ``GET  /health``               liveness
 ``GET  /metrics``              Prometheus text: cache hits/misses/bytes, ...
 ``/label-studio/...``          Label Studio ML backend (label_studio.py)
-``/``, ``/api/...``            the interactive demo page (interformer.demo)
+``/``, ``/api/...``            the interactive demo page (interformer.demo),
+                               or the client-decoding page
+                               (``tools/demo.py --client-decoding``)
 ``/docs``                      OpenAPI page
 =============================  ==============================================
 
