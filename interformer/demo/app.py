@@ -27,16 +27,13 @@ JSON ``{"error": message}`` (400 bad input, 404, 408, 411, 413 too large).
 import base64
 import os
 import os.path as osp
-import re
 import secrets
 import threading
 from collections import OrderedDict
-from email import policy
-from email.parser import BytesParser
-from typing import Callable, List, Optional, Tuple
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import cv2
+import numpy as np
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -51,6 +48,10 @@ from interformer.serving.images import (
 )
 
 from .session import DemoSession, PredictorLike
+from .uploads import extract_upload, safe_stem
+
+if TYPE_CHECKING:
+    from interformer.deploy.store_lookup import StoreLookup
 
 __all__ = ['build_demo_app', 'build_demo_router', 'STATIC_DIR',
            'EXAMPLES_DIR', 'DemoSessions']
@@ -69,15 +70,7 @@ CONTENT_TYPES = {
 }
 COOKIE_NAME = 'interformer_demo'
 MAX_JSON_BYTES = 64 * 1024
-_NAME_RE = re.compile(r'[^A-Za-z0-9._-]+')
 _HEADERS = {'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff'}
-
-
-def _safe_stem(filename: str) -> str:
-    """A download-safe stem from a user-supplied file name."""
-    stem = osp.splitext(osp.basename(filename.replace('\\', '/')))[0]
-    stem = _NAME_RE.sub('_', stem).strip('._')[:64]
-    return stem or 'image'
 
 
 class DemoSessions:
@@ -134,6 +127,7 @@ def _state(session: DemoSession, **extra) -> dict:
         'object_index': session.object_index,
         'num_finished': session.num_finished,
         'mask_area': int(session.current_mask().sum()),
+        'features': session.features_source,
         'overlay': 'data:image/png;base64,' + overlay,
     }
     state.update(extra)
@@ -145,12 +139,15 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
                       max_pixels: int = DEFAULT_MAX_PIXELS,
                       max_sessions: int = 8,
                       examples_dir: str = EXAMPLES_DIR,
-                      model_lock: Optional[threading.Lock] = None
+                      model_lock: Optional[threading.Lock] = None,
+                      feature_store: Optional['StoreLookup'] = None
                       ) -> APIRouter:
     """The demo page and its JSON endpoints (see the module doc).
 
     ``model_lock``: the lock of every other user of the same model (the
-    service's ``ClickEngine.model_lock``).
+    service's ``ClickEngine.model_lock``). ``feature_store``: stored
+    features of the same model (``tools/demo.py --features``); an uploaded
+    or example image whose file is in it is not encoded again.
     """
     if max_upload_mb <= 0 or max_pixels <= 0:
         raise ValueError('max_upload_mb and max_pixels must be > 0')
@@ -273,14 +270,16 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             name = session.name
         return png_response(labels, f'{name}_labels.png')
 
-    def load(request: Request, image, name: str) -> Response:
+    def load(request: Request, image, name: str, data: bytes) -> Response:
         sid = request.cookies.get(COOKIE_NAME)
         session, new_sid = sessions.get(sid), None
         if session is None:
             new_sid, session = sessions.new()
+        features = None if feature_store is None else \
+            feature_store.features(data, image)
         with session.lock:
             with sessions.model_lock:
-                encode_ms = session.set_image(image, name)
+                encode_ms = session.set_image(image, name, features)
             return json_response(_state(session,
                                         encode_ms=round(encode_ms, 2)),
                                  new_sid)
@@ -288,11 +287,11 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
     @router.post('/api/upload')
     async def post_upload(request: Request) -> Response:
         body = await read_body(request, max_upload, 'the upload')
-        data, filename = _extract_upload(request, body)
+        data, filename = extract_upload(request, body)
 
         def work():
             image = decode_image(data, max_pixels)
-            return load(request, image, _safe_stem(filename))
+            return load(request, image, safe_stem(filename), data)
         return await run_in_threadpool(work)
 
     @router.post('/api/example')
@@ -302,10 +301,14 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             raise HTTPException(404, f'no such example: {name!r}')
 
         def work():
-            bgr = cv2.imread(osp.join(examples_dir, name), cv2.IMREAD_COLOR)
+            with open(osp.join(examples_dir, name), 'rb') as f:
+                data = f.read()
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8),
+                               cv2.IMREAD_COLOR)
             if bgr is None:
                 raise HTTPException(500, f'cannot read example {name}')
-            return load(request, bgr[:, :, ::-1].copy(), _safe_stem(name))
+            return load(request, bgr[:, :, ::-1].copy(), safe_stem(name),
+                        data)
         return await run_in_threadpool(work)
 
     @router.post('/api/click')
@@ -363,26 +366,6 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
             return json_response(_state(session, changed=finished))
 
     return router
-
-
-def _extract_upload(request: Request, body: bytes) -> Tuple[bytes, str]:
-    """File bytes and name from a raw or multipart/form-data body."""
-    content_type = request.headers.get('content-type', '')
-    filename = unquote(request.headers.get('x-filename', 'image'))
-    if not content_type.lower().startswith('multipart/form-data'):
-        return body, filename
-    head = f'Content-Type: {content_type}\r\n\r\n'.encode()
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise HTTPException(400, 'malformed multipart upload')
-    for part in message.iter_parts():
-        if part.get_filename() is not None or \
-                part.get_param('name', header='content-disposition') \
-                in ('image', 'file'):
-            return (part.get_payload(decode=True) or b'',
-                    part.get_filename() or filename)
-    raise HTTPException(400, 'the multipart upload has no file field '
-                        '(send the image as field "image")')
 
 
 def build_demo_app(predictor_factory: Callable[[], PredictorLike],

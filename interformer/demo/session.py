@@ -31,7 +31,7 @@ class PredictorLike(Protocol):
 
     image_shape: Tuple[int, int]
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: np.ndarray, features=None) -> None:
         ...
 
     def reset(self) -> None:
@@ -69,6 +69,8 @@ class DemoSession:
         self._finished: List[np.ndarray] = []
         self._current: Optional[np.ndarray] = None
         self.last_latency_ms: Optional[float] = None
+        #: 'encoder', or 'store' when the image's features were stored.
+        self.features_source: Optional[str] = None
 
     # ------------------------------------------------------------- image
     @property
@@ -86,19 +88,27 @@ class DemoSession:
         """(H, W) of the image."""
         return self.image.shape[:2]
 
-    def set_image(self, image: np.ndarray, name: str = 'image') -> float:
+    def set_image(self, image: np.ndarray, name: str = 'image',
+                  features=None) -> float:
         """Encode a new image (once) and forget all objects and clicks.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             name: display/download name.
+            features: the image's stored encoder outputs (a feature-store
+                entry, see ``tools/encode_images.py``); the encoder then
+                does not run.
 
         Returns:
-            float: encoder time in milliseconds.
+            float: encoder (or feature loading) time in milliseconds.
         """
         start = time.perf_counter()
-        self.predictor.set_image(image)
+        if features is None:
+            self.predictor.set_image(image)
+        else:
+            self.predictor.set_image(image, features=features)
         encode_ms = (time.perf_counter() - start) * _MS
+        self.features_source = 'encoder' if features is None else 'store'
         self._image = image
         self.name = name
         self._finished = []

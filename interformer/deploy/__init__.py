@@ -4,7 +4,11 @@
   ``model.json`` from a ``ClickSegmentor`` (:func:`export_onnx`);
 * :class:`OnnxPredictor` (onnxruntime + numpy + OpenCV, no torch);
 * :mod:`.feature_store`: per-image encoder outputs on disk, checked against
-  the model's weights sha256; :mod:`.encode` fills a store (torch).
+  the model's weights sha256; :mod:`.encode` fills a store (torch);
+  :mod:`.store_lookup` finds an image's entry by its file's sha256;
+* decoding in the browser: :mod:`.client_routes` (the page, onnxruntime-web,
+  ``POST /api/encode`` in the :mod:`.wire` format) on the demo's app or on
+  the torch-free app of :mod:`.client_app` (``tools/deploy/serve_client.py``).
 
 This package imports without torch; the torch parts load on use.
 """

@@ -44,14 +44,13 @@ from .feature_store import (
     save_features,
 )
 from .model_info import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR
+from .store_lookup import MANIFEST, MANIFEST_FORMAT
 
 __all__ = [
     'TorchEncoder', 'EncodeSummary', 'encode_to_store', 'expand_images',
     'MANIFEST'
 ]
 
-MANIFEST = 'manifest.json'
-MANIFEST_FORMAT = 'interformer-features/1'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
                     '.webp')
 STORE_DTYPES = ('float16', 'float32')

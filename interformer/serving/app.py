@@ -10,7 +10,9 @@
 ``GET  /health``               liveness
 ``GET  /metrics``              Prometheus text: cache hits/misses/bytes, ...
 ``/label-studio/...``          Label Studio ML backend (label_studio.py)
-``/``, ``/api/...``            the interactive demo page (interformer.demo)
+``/``, ``/api/...``            the interactive demo page (interformer.demo),
+                               or the client-decoding page
+                               (``tools/demo.py --client-decoding``)
 ``/docs``                      OpenAPI page
 =============================  ==============================================
 
@@ -22,19 +24,20 @@ import base64
 import binascii
 import os
 import time
-from typing import Callable, List, Literal, Optional, Tuple
+from typing import Callable, List, Literal, Optional, Sequence, Tuple
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 from starlette.exceptions import HTTPException
 
 from .engine import ClickEngine, EncodedImage, ObjectPrompt, PromptError
+from .errors import install_error_handlers
 from .guard import BodyGuard
-from .images import DEFAULT_MAX_PIXELS, UploadError, decode_mask_png
+from .images import DEFAULT_MAX_PIXELS, decode_mask_png
 from .outputs import encode_outputs, rle_to_mask
+from .request_log import RequestLog, new_request_log
 
 __all__ = ['create_app', 'ServiceConfig']
 
@@ -123,37 +126,6 @@ def _prompt(obj: ObjectIn, shape: Tuple[int, int],
     return ObjectPrompt(clicks=list(obj.clicks), mask=mask, box=obj.box)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({'error': message}, status_code=status)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request, err):
-        return _error(err.status_code, str(err.detail))
-
-    @app.exception_handler(UploadError)
-    async def upload_error(request, err):
-        return _error(err.status, str(err))
-
-    @app.exception_handler(PromptError)
-    async def prompt_error(request, err):
-        return _error(400, str(err))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request, err):
-        parts = []
-        for e in err.errors()[:5]:
-            where = '.'.join(str(p) for p in e.get('loc', ()))
-            parts.append(f'{where}: {e.get("msg")}')
-        return _error(422, 'invalid request: ' + '; '.join(parts))
-
-    @app.exception_handler(Exception)
-    async def server_error(request, err):  # a bug: answer, keep serving
-        return _error(500, f'server error: {type(err).__name__}: {err}')
-
-
 def _metrics(engine: ClickEngine) -> str:
     stats = engine.stats()
     rows = [
@@ -197,6 +169,7 @@ def create_app(engine: Optional[ClickEngine],
                config: Optional[ServiceConfig] = None,
                demo_predictor_factory: Optional[Callable] = None,
                label_studio: bool = True,
+               routers: Sequence[APIRouter] = (),
                **demo_options):
     """Build the ASGI app around one engine.
 
@@ -208,12 +181,14 @@ def create_app(engine: Optional[ClickEngine],
             demo page is served at ``/`` when given.
         label_studio: mount the Label Studio ML backend at
             ``/label-studio``.
-        demo_options: ``max_sessions``, ``examples_dir``, ``model_lock``
-            of the demo (the engine's lock by default).
+        routers: more routes (e.g. the client-decoding page of
+            :func:`interformer.deploy.client_routes.build_client_router`).
+        demo_options: ``max_sessions``, ``examples_dir``, ``model_lock``,
+            ``feature_store`` of the demo (the engine's lock by default).
 
     Returns:
         The app wrapped in :class:`BodyGuard` (``.fastapi`` is the
-        FastAPI app).
+        FastAPI app; ``.fastapi.state.request_log`` the latest requests).
     """
     config = config or ServiceConfig()
     app = FastAPI(title='InterFormer annotation service',
@@ -221,7 +196,9 @@ def create_app(engine: Optional[ClickEngine],
                   version='1')
     app.state.engine = engine
     app.state.config = config
-    _install_error_handlers(app)
+    app.state.request_log = new_request_log()
+    app.add_middleware(RequestLog, entries=app.state.request_log)
+    install_error_handlers(app, {PromptError: 400})
     if engine is not None:
         _add_api_routes(app, engine, config, label_studio)
     if demo_predictor_factory is not None:
@@ -232,6 +209,8 @@ def create_app(engine: Optional[ClickEngine],
             demo_predictor_factory, max_upload_mb=config.max_upload_mb,
             max_pixels=config.max_pixels, **demo_options)
         app.state.demo_sessions = router.sessions
+        app.include_router(router)
+    for router in routers:
         app.include_router(router)
     max_body = int(config.max_upload_mb * 2**20 * 4 / 3) + 2**20
     guarded = BodyGuard(app, max_body, config.body_timeout_s)

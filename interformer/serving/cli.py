@@ -4,14 +4,27 @@ import argparse
 import os.path as osp
 from typing import Optional
 
-__all__ = ['add_model_arguments', 'add_server_arguments', 'build_app',
-           'check_paths']
+__all__ = ['add_deploy_arguments', 'add_model_arguments',
+           'add_server_arguments', 'build_app', 'check_paths']
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--precision', choices=('fp32', 'bf16'),
                         default='fp32')
+
+
+def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--features STORE`` and ``--client-decoding ONNX_DIR``."""
+    parser.add_argument(
+        '--features', metavar='STORE',
+        help='feature store of this checkpoint (tools/encode_images.py): '
+        'images in it are not encoded again')
+    parser.add_argument(
+        '--client-decoding', metavar='ONNX_DIR',
+        help='serve the page that decodes every click in the browser, '
+        'with the export of this checkpoint (tools/deploy/export_onnx.py '
+        '--fp16); the server only encodes')
 
 
 def add_server_arguments(parser: argparse.ArgumentParser,
@@ -43,6 +56,10 @@ def check_paths(parser: argparse.ArgumentParser, args,
 def build_app(args, demo: bool = True, cache_mb: float = 2048):
     """Load the model once; the API engine and the demo sessions share it.
 
+    ``args.features`` / ``args.client_decoding`` (the demo's, see
+    :mod:`.deploy_options`): stored features for the demo sessions, or the
+    client-decoding page instead of the server-side demo page.
+
     Returns:
         The ASGI app of :func:`interformer.serving.app.create_app`.
     """
@@ -57,6 +74,12 @@ def build_app(args, demo: bool = True, cache_mb: float = 2048):
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = init_model(cfg, args.checkpoint, device=args.device)
+    deploy = None
+    if getattr(args, 'features', None) or \
+            getattr(args, 'client_decoding', None):
+        from .deploy_options import DeployOptions
+        deploy = DeployOptions(model, args.checkpoint, args.features,
+                               args.client_decoding)
 
     def predictor_factory():
         return InterFormerPredictor(model, device=args.device,
@@ -70,5 +93,10 @@ def build_app(args, demo: bool = True, cache_mb: float = 2048):
 
     config = ServiceConfig(max_upload_mb=args.max_upload_mb,
                            max_pixels=args.max_pixels)
-    return create_app(engine, config,
-                      predictor_factory if demo else None)
+    if deploy is not None and deploy.model_dir is not None:
+        router = deploy.client_router(engine.model_lock, args.max_upload_mb,
+                                      args.max_pixels)
+        return create_app(engine, config, None, routers=[router])
+    store = None if deploy is None else deploy.store
+    return create_app(engine, config, predictor_factory if demo else None,
+                      feature_store=store)

@@ -4,8 +4,15 @@
 pixels whose colour is close to the mean colour under the positive click
 disks, minus the negative disks. It is deterministic, fast, and reacts to
 clicks like a real model, so the session, server and page can be tested
-through the real ``InterFormerPredictor``.
+through the real ``InterFormerPredictor``. ``deployed``: the debug
+InterFormer with the files of the deploy tools (checkpoint, ONNX export,
+feature store) for ``tools/demo.py --features / --client-decoding``.
 """
+import importlib.util
+import os.path as osp
+from types import SimpleNamespace
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -85,3 +92,56 @@ def running_server():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope='session')
+def demo_tool(repo_root):
+    """tools/demo.py as a module."""
+    path = osp.join(repo_root, 'tools', 'demo.py')
+    spec = importlib.util.spec_from_file_location('demo_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DEBUG_CONFIG = osp.join('configs', '_base_', 'models',
+                        'interformer_debug.py')
+
+
+@pytest.fixture(scope='session')
+def deployed(repo_root, tmp_path_factory):
+    """The debug InterFormer as the deploy tools leave it: a checkpoint,
+    its fp16 ONNX export, a feature store of one upload and the bundled
+    example ``shapes.png``, and a checkpoint of another model."""
+    from mmengine.registry import DefaultScope
+
+    from interformer.apis import init_model
+    from interformer.demo.app import EXAMPLES_DIR
+    from interformer.deploy.encode import (
+        TorchEncoder,
+        encode_to_store,
+        write_manifest,
+    )
+    from interformer.deploy.export import export_onnx
+    root = tmp_path_factory.mktemp('demo_deploy')
+    config = osp.join(repo_root, DEBUG_CONFIG)
+    checkpoints = []
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            model = init_model(config)
+            checkpoints.append(str(root / f'debug{seed}.pth'))
+            torch.save({'state_dict': model.state_dict()}, checkpoints[-1])
+        model = init_model(config, checkpoints[0])
+    upload = str(root / 'upload.png')
+    cv2.imwrite(upload, shapes_image()[:, :, ::-1])
+    store = str(root / 'store')
+    encoder = TorchEncoder(model)
+    summary = encode_to_store(
+        encoder, [upload, osp.join(EXAMPLES_DIR, 'shapes.png')], store)
+    write_manifest(store, summary, encoder.weights_sha256, 'float16')
+    export = str(root / 'onnx')
+    export_onnx(model, export, fp16=True)
+    return SimpleNamespace(config=config, checkpoint=checkpoints[0],
+                           other_checkpoint=checkpoints[1], store=store,
+                           export=export, upload=upload)

@@ -1,17 +1,5 @@
 """tools/demo.py: arguments and the message when the model is missing."""
-import importlib.util
-import os.path as osp
-
 import pytest
-
-
-@pytest.fixture(scope='module')
-def demo_tool(repo_root):
-    path = osp.join(repo_root, 'tools', 'demo.py')
-    spec = importlib.util.spec_from_file_location('demo_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_defaults(demo_tool):

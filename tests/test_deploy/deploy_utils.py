@@ -10,6 +10,18 @@ from mmseg.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 STRUCTURES = ('light', 'tiny')
+#: Prepended to a subprocess script: any import of torch fails.
+BLOCK_TORCH = """
+import sys
+
+class BlockTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'torch' or name.startswith('torch.'):
+            raise ImportError(f'torch is blocked ({name})')
+        return None
+
+sys.meta_path.insert(0, BlockTorch())
+"""
 TINY_BACKBONE = dict(embed_dims=48, num_layers=2, num_heads=2, init_cfg=None)
 
 

@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from deploy_utils import REPO, build_tiny
+from deploy_utils import BLOCK_TORCH, REPO, build_tiny
 
 from interformer.apis import InterFormerPredictor
 from interformer.deploy import OnnxPredictor
@@ -17,16 +17,7 @@ from interformer.deploy.export import export_onnx
 CLICKS = [(40, 60, True), (10, 100, False), (70, 20, True), (55, 64, False)]
 PROB_TOL = 1e-4
 
-TORCH_FREE_RUN = textwrap.dedent('''
-    import sys
-
-    class BlockTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == 'torch' or name.startswith('torch.'):
-                raise ImportError(f'torch is blocked ({name})')
-            return None
-
-    sys.meta_path.insert(0, BlockTorch())
+TORCH_FREE_RUN = BLOCK_TORCH + textwrap.dedent('''
     import numpy as np
     from interformer.deploy import OnnxPredictor
 

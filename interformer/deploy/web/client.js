@@ -19,14 +19,16 @@ let clicks = [];        // [y, x, positive]
 let steps = [];         // [{ref, mask}] on the canvas
 const state = window.interformerClient = {
   ready: false, imageReady: false, masks: [], latencies: [], workerMs: [],
-  bytesPerImage: 0, errors: [],
+  bytesPerImage: 0, featuresSource: null, errors: [],
 };
 
 worker.onmessage = (event) => {
   const msg = event.data;
   if (msg.type === 'ready') {
     state.ready = true;
-    status.textContent = 'decoder ready: choose an image';
+    state.wasmThreads = msg.threads;
+    status.textContent = `decoder ready (${msg.threads} WASM thread(s)): ` +
+        'choose an image';
   } else if (msg.type === 'error') {
     state.errors.push(msg.message);
     status.textContent = `error: ${msg.message}`;
@@ -37,7 +39,10 @@ worker.onmessage = (event) => {
     resolve(msg);
   }
 };
-worker.postMessage({type: 'model', url: '/model/decoder.onnx'});
+// ?threads=N: the decoder's WASM threads (default 1; more need the page to
+// be cross-origin isolated, which the server's headers make it)
+const threads = Number(new URLSearchParams(location.search).get('threads'));
+worker.postMessage({type: 'model', url: '/model/decoder.onnx', threads});
 
 function request(key, message, transfer) {
   return new Promise((resolve) => {
@@ -74,6 +79,7 @@ document.getElementById('file').addEventListener('change', async (event) => {
   const buffer = await response.arrayBuffer();
   const {header, tensors} = parseFeatures(buffer);
   state.bytesPerImage = buffer.byteLength;
+  state.featuresSource = header.source;  // 'encoder' or 'store'
   await request('features', {type: 'features', tensors},
                 tensors.map((t) => t.data.buffer));
   image = {bitmap, height: header.image_shape[0],
@@ -89,7 +95,7 @@ document.getElementById('file').addEventListener('change', async (event) => {
   draw(null);
   state.imageReady = true;
   status.textContent = `image ready (${(buffer.byteLength / 1e6).toFixed(2)}`
-      + ' MB of features); click the object';
+      + ` MB of features from the ${header.source}); click the object`;
 });
 
 async function decodeStep(index) {

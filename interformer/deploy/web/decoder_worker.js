@@ -1,12 +1,21 @@
 // Web worker: runs decoder.onnx with onnxruntime-web (WASM) for every click.
-// Messages in: {type: 'model', url}, {type: 'features', tensors: [{name,
-// dtype, dims, data}]}, {type: 'decode', id, ref (Uint8Array), height,
-// width}. Messages out: {type: 'ready'}, {type: 'features'}, {type:
-// 'logits', id, data (Float32Array), dims, ms}, {type: 'error', message}.
+// Messages in: {type: 'model', url, threads}, {type: 'features', tensors:
+// [{name, dtype, dims, data}]}, {type: 'decode', id, ref (Uint8Array),
+// height, width}. Messages out: {type: 'ready', threads}, {type:
+// 'features'}, {type: 'logits', id, data (Float32Array), dims, ms}, {type:
+// 'error', message}.
 import * as ort from '/ort/ort.wasm.min.mjs';
 
 ort.env.wasm.wasmPaths = '/ort/';
-ort.env.wasm.numThreads = 1;  // no cross-origin isolation, no threads
+
+// WASM threads need SharedArrayBuffer, i.e. a cross-origin isolated page
+// (the server sends COOP/COEP headers). One thread unless the page asks for
+// more (?threads=N): on the project's 2 shared cores 2 threads were slower.
+function wasmThreads(requested) {
+  const cores = self.crossOriginIsolated ? navigator.hardwareConcurrency || 1
+                                         : 1;
+  return Math.max(1, Math.min(requested || 1, cores));
+}
 let session = null;
 let feeds = null;
 
@@ -14,9 +23,10 @@ self.onmessage = async (event) => {
   const msg = event.data;
   try {
     if (msg.type === 'model') {
+      ort.env.wasm.numThreads = wasmThreads(msg.threads);
       session = await ort.InferenceSession.create(
           msg.url, {executionProviders: ['wasm']});
-      self.postMessage({type: 'ready'});
+      self.postMessage({type: 'ready', threads: ort.env.wasm.numThreads});
     } else if (msg.type === 'features') {
       feeds = {};
       for (const t of msg.tensors) {
