@@ -74,6 +74,26 @@ def test_start_mask_is_the_previous_prediction(engine, tiny_model,
     assert refined.shape == start.shape and refined.any()
 
 
+def test_mixed_objects_in_one_batch_equal_their_single_answers(
+        engine, tiny_model, sample_image):
+    """Objects at different steps in one request (a start mask, none, a
+    mask alone, a box alone) share each round's click step: every answer
+    equals the object decoded alone."""
+    image = sample_image()
+    _, masks = _predictor_masks(tiny_model, image, CLICKS[:1])
+    objects = [ObjectPrompt(CLICKS[1:], mask=masks[0]),
+               ObjectPrompt(CLICKS),
+               ObjectPrompt(mask=masks[0]),
+               ObjectPrompt(box=(40, 90, 100, 150))]
+    encoded, _ = engine.encode_array(image)
+    together = engine.segment(encoded, objects)
+    assert engine.decode_calls == len(CLICKS)  # rounds, not objects
+    for obj, mask in zip(objects, together):
+        alone = ClickEngine(tiny_model, cache_mb=64)
+        [expected] = alone.segment(alone.encode_array(image)[0], [obj])
+        np.testing.assert_array_equal(mask, expected)
+
+
 def test_box_clips_the_mask_and_alone_clicks_its_centre(engine,
                                                       sample_image):
     encoded, _ = engine.encode_array(sample_image())
