@@ -20,7 +20,6 @@ mean IoU between the bf16 and fp32 masks over all clicks (same reference
 labels) and NoC@85/90 of both.
 """
 import argparse
-import sys
 
 from interformer.benchmark.run import PATH_SETTINGS, BenchmarkSettings
 from interformer.benchmark.scenario import MODEL_CONFIGS
@@ -34,6 +33,7 @@ from interformer.benchmark.suite import (
     run_benchmark,
     write_json,
 )
+from interformer.utils.cli import UserError, add_debug_flag, run_tool
 
 
 def parse_args(argv=None):
@@ -100,6 +100,7 @@ def parse_args(argv=None):
         action='store_true',
         help='no subprocess per job (peak memory is then '
         'cumulative)')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -119,10 +120,11 @@ def quality(args) -> None:
     try:
         config, checkpoint = resolve_config_and_checkpoint(args.quality)
     except ValueError as err:
-        sys.exit(f'benchmark --quality: {err}')
+        raise UserError(f'benchmark --quality: {err}') from None
     root = args.data_root or default_data_root()
     if root is None:
-        sys.exit('benchmark --quality: GrabCut not found; pass --data-root')
+        raise UserError('benchmark --quality: GrabCut not found; pass '
+                        '--data-root')
     dataset = GrabCutDataset(root)
     count = len(dataset) if args.num_instances is None else min(
         args.num_instances, len(dataset))
@@ -148,9 +150,10 @@ def main(argv=None):
     try:
         sizes = [parse_size(s) for s in args.sizes]
     except ValueError as err:
-        sys.exit(f'benchmark: {err}')
+        raise UserError(f'benchmark: --sizes: {err}') from None
     if args.clicks < 1 or args.encoder_repeats < 1:
-        sys.exit('benchmark: --clicks and --encoder-repeats must be >= 1')
+        raise UserError('benchmark: --clicks and --encoder-repeats must be '
+                        '>= 1')
     paths = args.paths
     if args.precision is not None:
         paths = ['reference', 'fast' if args.precision == 'fp32' else 'bf16']
@@ -185,4 +188,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -30,21 +30,5 @@ if [ "${GPUS}" -lt 1 ]; then
     echo "error: GPUS must be >= 1, got ${GPUS}" >&2
     exit 2
 fi
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" \
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
-"${PYTHON}" -m torch.distributed.run \
-    --nnodes="${NNODES}" \
-    --node_rank="${NODE_RANK}" \
-    --master_addr="${MASTER_ADDR}" \
-    --nproc_per_node="${GPUS}" \
-    --master_port="${PORT}" \
-    "${REPO_ROOT}/tools/clicktest.py" \
-    "${PATHS[@]}" \
-    --launcher pytorch "$@"
+source "$(dirname "$0")/dist_launch.sh"
+torchrun_tool "${GPUS}" clicktest.py "${#PATHS[@]}" "${PATHS[@]}" "$@"

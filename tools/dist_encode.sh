@@ -14,21 +14,6 @@ CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
 shift 3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29510}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-REPO_ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" \
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
-"${PYTHON}" -m torch.distributed.run \
-    --nnodes="${NNODES}" \
-    --node_rank="${NODE_RANK}" \
-    --master_addr="${MASTER_ADDR}" \
-    --nproc_per_node="${GPUS}" \
-    --master_port="${PORT}" \
-    "${REPO_ROOT}/tools/encode_images.py" \
-    "${CONFIG}" "${CHECKPOINT}" \
-    --launcher pytorch "$@"
+DEFAULT_PORT=29510
+source "$(dirname "$0")/dist_launch.sh"
+torchrun_tool "${GPUS}" encode_images.py 2 "${CONFIG}" "${CHECKPOINT}" "$@"

@@ -71,22 +71,29 @@ def init_model(config: Union[str, Config],
         checkpoint: optional checkpoint path; without one the weights stay at
             their random initialisation.
         device: torch device string, e.g. ``'cpu'`` or ``'cuda:0'``.
-        cfg_options: overrides merged into the config.
+        cfg_options: ``{dotted key: value}`` overrides merged into the
+            config; a key nothing would read is refused (``UserError``
+            naming it and close matches), as ``--cfg-options`` is.
     """
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
     import interformer  # noqa: F401  (registers the modules)
 
+    from ..utils.config import check_cfg_options, load_config
+
     if isinstance(config, str):
         if not osp.isfile(config):
             raise FileNotFoundError(f'config not found: {config}')
-        config = Config.fromfile(config)
+        # checks the overrides against the config, resolves ${...}
+        config = load_config(config, cfg_options)
     elif not isinstance(config, Config):
         raise TypeError(f'config must be a path or a Config, '
                         f'got {type(config).__name__}')
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
+    elif cfg_options:
+        check_cfg_options(config, cfg_options)
+        config = config.copy()
+        config.merge_from_dict(dict(cfg_options))
     register_all_modules(init_default_scope=False)
     init_default_scope(config.get('default_scope', 'mmseg'))
     model_cfg = config.model.copy()

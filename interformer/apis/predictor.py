@@ -30,22 +30,14 @@ model canvas is the image padded at the bottom/right to a multiple of 32.
 """
 import contextlib
 import inspect
-from dataclasses import dataclass
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-from ..interaction import (
-    NUM_REF_STATES,
-    canvas_shape,
-    checked_click,
-    click_step,
-    foreground_probability,
-    new_reference_label,
-    pad_to_canvas,
-)
+from ..interaction import pad_to_canvas
+from ..interaction.click_session import ClickSession, Prediction
 from ..models.deploy import DeployReport, deploy_model, deploy_suspended
 from .inference import init_model
 
@@ -57,27 +49,7 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
-@dataclass
-class Prediction:
-    """The answer to the current clicks.
-
-    Attributes:
-        mask: (H, W) bool, the model's own decision (argmax of the 2 logits).
-        prob: (H, W) float32 foreground probability (softmax of the logits).
-    """
-    mask: np.ndarray
-    prob: np.ndarray
-
-
-@dataclass
-class _Step:
-    """One evaluated click: its reference label and the canvas outputs."""
-    ref_label: np.ndarray  # (Hc, Wc) uint8, fed to the model
-    mask: np.ndarray  # (Hc, Wc) bool
-    prob: np.ndarray  # (Hc, Wc) float32
-
-
-class InterFormerPredictor:
+class InterFormerPredictor(ClickSession):
     """Interactive segmentation of one object at a time on a cached image.
 
     Args:
@@ -103,6 +75,7 @@ class InterFormerPredictor:
                              f'got {precision!r}')
         if path not in PATHS:
             raise ValueError(f'path must be one of {PATHS}, got {path!r}')
+        super().__init__(size_divisor)
         if isinstance(model_or_config, torch.nn.Module):
             if checkpoint is not None:
                 raise ValueError('checkpoint is only used with a config; '
@@ -113,7 +86,6 @@ class InterFormerPredictor:
         self.device = torch.device(device)
         self.precision = precision
         self.path = path
-        self.size_divisor = size_divisor
         preprocessor = getattr(self.model, 'data_preprocessor', None)
         mean = getattr(preprocessor, 'mean', None)
         std = getattr(preprocessor, 'std', None)
@@ -134,30 +106,8 @@ class InterFormerPredictor:
         # returns them and the cross-attention keys/values (fast path)
         self._decoder_feats: Optional[List[torch.Tensor]] = None
         self._key_values: Optional[list] = None
-        self._image_shape: Optional[Tuple[int, int]] = None
-        self._canvas_shape: Optional[Tuple[int, int]] = None
-        # (y, x, positive) per step; None for a step without a click
-        self._clicks: List[Optional[Tuple[int, int, bool]]] = []
-        self._steps: List[_Step] = []
 
     # ------------------------------------------------------------------ image
-    @property
-    def image_shape(self) -> Tuple[int, int]:
-        """(H, W) of the current image."""
-        self._require_image()
-        return self._image_shape
-
-    @property
-    def canvas_shape(self) -> Tuple[int, int]:
-        """(Hc, Wc): the image padded to a multiple of ``size_divisor``."""
-        self._require_image()
-        return self._canvas_shape
-
-    @property
-    def clicks(self) -> List[Tuple[int, int, bool]]:
-        """The current object's clicks as (y, x, positive) tuples."""
-        return [c for c in self._clicks if c is not None]
-
     @property
     def features(self) -> List[torch.Tensor]:
         """The cached image features (4 pyramid levels)."""
@@ -175,18 +125,7 @@ class InterFormerPredictor:
                 backbone then does not run. Features of another model or
                 image are refused (sha256).
         """
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f'image must be a numpy array, '
-                            f'got {type(image).__name__}')
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f'image must have shape (H, W, 3), '
-                             f'got {image.shape}')
-        if image.dtype != np.uint8:
-            raise ValueError(f'image must be uint8 RGB, got {image.dtype}')
-        if image.shape[0] < 1 or image.shape[1] < 1:
-            raise ValueError(f'image is empty: {image.shape}')
-        height, width = image.shape[:2]
-        canvas = canvas_shape(height, width, self.size_divisor)
+        canvas = self._canvas_for(image)
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
         x = pad_to_canvas(x, canvas, 0.0)
@@ -205,9 +144,7 @@ class InterFormerPredictor:
         ]
         self._decoder_feats = feats if self.path == 'fast' else \
             self._features
-        self._image_shape = (height, width)
-        self._canvas_shape = canvas
-        self.reset()
+        self._image_ready(image.shape[:2], canvas)
 
     def _stored_features(self, features, image: np.ndarray,
                          canvas: Tuple[int, int]) -> List[torch.Tensor]:
@@ -225,97 +162,6 @@ class InterFormerPredictor:
             torch.from_numpy(stored.arrays[f'feat{i}'].astype(
                 np.float32)).to(self.device) for i in range(4)
         ]
-
-    # ----------------------------------------------------------------- clicks
-    def reset(self) -> None:
-        """Start a new object on the same image (features are kept)."""
-        self._clicks = []
-        self._steps = []
-
-    def add_click(self,
-                  y: int,
-                  x: int,
-                  positive: bool,
-                  *,
-                  on_canvas: bool = False) -> None:
-        """Add a click at (y, x).
-
-        Args:
-            y, x: pixel row and column.
-            positive: ``True`` for a foreground click.
-            on_canvas: accept clicks anywhere on the padded canvas (used by
-                the official evaluation protocol) instead of the image only.
-        """
-        self._require_image()
-        shape = self._canvas_shape if on_canvas else self._image_shape
-        self._clicks.append(checked_click(
-            y, x, positive, shape, 'canvas' if on_canvas else 'image'))
-
-    def step_without_click(self) -> None:
-        """Let the model answer once more without a new click.
-
-        The next :meth:`predict` then decodes the reference label updated by
-        the previous prediction, with no disk added. The official click test
-        does this when its robot user finds nothing left to correct.
-        """
-        self._require_image()
-        if not self._clicks:
-            raise RuntimeError('step_without_click needs at least one click')
-        self._clicks.append(None)
-
-    def undo(self) -> bool:
-        """Remove the last click. Returns ``False`` if there was none."""
-        if not self._clicks:
-            return False
-        self._clicks.pop()
-        del self._steps[len(self._clicks):]
-        return True
-
-    # ---------------------------------------------------------------- predict
-    def predict(self, *, on_canvas: bool = False) -> Prediction:
-        """Segment the object from the clicks so far.
-
-        Clicks added since the last call are evaluated in order, each on the
-        reference label updated by the previous prediction (as in training
-        and in the official click test). Without clicks the answer is empty.
-
-        Returns:
-            Prediction: ``mask`` and ``prob`` of shape (H, W) of the image,
-            or (Hc, Wc) of the canvas with ``on_canvas=True``.
-        """
-        self._require_image()
-        for index in range(len(self._steps), len(self._clicks)):
-            self._steps.append(self._decode_step(index))
-        if self._steps:
-            mask, prob = self._steps[-1].mask, self._steps[-1].prob
-        else:
-            mask = np.zeros(self._canvas_shape, bool)
-            prob = np.zeros(self._canvas_shape, np.float32)
-        if not on_canvas:
-            height, width = self._image_shape
-            mask, prob = mask[:height, :width], prob[:height, :width]
-        return Prediction(mask=mask.copy(), prob=prob.copy())
-
-    def reference_label(self) -> np.ndarray:
-        """(Hc, Wc) uint8 reference label fed at the latest click."""
-        self.predict()
-        if not self._steps:
-            return new_reference_label(*self.canvas_shape)
-        return self._steps[-1].ref_label.copy()
-
-    def _decode_step(self, index: int) -> _Step:
-        """Evaluate click ``index`` given the evaluated steps before it:
-        one :func:`~interformer.interaction.click_step.click_step` (update
-        by the previous mask, the click disk, neck + head, argmax)."""
-        if index == 0:
-            ref, prev_mask = new_reference_label(*self._canvas_shape), None
-        else:
-            prev = self._steps[index - 1]
-            ref, prev_mask = prev.ref_label, prev.mask
-        out = click_step(self._decode_margin, ref, prev_mask,
-                         self._clicks[index], step=index)
-        return _Step(ref_label=out.ref_label, mask=out.foreground,
-                     prob=foreground_probability(out.margin).numpy())
 
     def _decode_margin(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
                        step: int) -> torch.Tensor:
@@ -344,18 +190,8 @@ class InterFormerPredictor:
         Returns:
             Tensor: (1, 2, Hc/4, Wc/4) float32 CPU logits at stride 4.
         """
-        self._require_image()
-        ref_label = np.asarray(ref_label)
-        if ref_label.shape != tuple(self._canvas_shape):
-            raise ValueError(f'ref_label must have the canvas shape '
-                             f'{self._canvas_shape}, got {ref_label.shape}')
-        if ref_label.size and (ref_label.min() < 0
-                               or ref_label.max() >= NUM_REF_STATES):
-            raise ValueError(f'ref_label codes must be in [0, '
-                             f'{NUM_REF_STATES}), got values in '
-                             f'[{ref_label.min()}, {ref_label.max()}]')
-        return self._decode(ref_label.astype(np.uint8), prev_mask,
-                            step).cpu()
+        ref_label = self._checked_ref_label(ref_label)
+        return self._decode(ref_label, prev_mask, step).cpu()
 
     def _decode(self, ref: np.ndarray, prev_mask: Optional[np.ndarray],
                 step: Optional[int]) -> torch.Tensor:
@@ -374,6 +210,7 @@ class InterFormerPredictor:
         with torch.inference_mode(), self._route():
             logits = self.model.decode_clicks(
                 self._decoder_feats, ref_t, prev_mask=prev_t, **extra)
+        self._check_logits(logits)
         return logits.float()
 
     # ----------------------------------------------------------------- deploy
@@ -412,7 +249,3 @@ class InterFormerPredictor:
                 torch.autocast(self.device.type, dtype=torch.bfloat16))
         return stack
 
-    def _require_image(self) -> None:
-        if self._features is None:
-            raise RuntimeError('no image set: call set_image(image) before '
-                               'adding clicks or predicting')

@@ -17,6 +17,7 @@ inside the loss forward, the model calls inside the simulation).
   numpy route (``next_click``, the reference-label updates in numpy), the
   transfers and the random draws.
 """
+import importlib
 import time
 from collections import defaultdict
 from contextlib import ExitStack, contextmanager
@@ -128,6 +129,9 @@ def instrument_simulation(timer: PhaseTimer, segmentor) -> Iterator[None]:
     """
     from ..interaction import click_simulation, device_clicks
 
+    # the module, not the function the package exports under its name
+    click_step = importlib.import_module('interformer.interaction.click_step')
+
     simulate = click_simulation.simulate_reference_labels
 
     def timed_simulation(*args, **kwargs):
@@ -145,10 +149,13 @@ def instrument_simulation(timer: PhaseTimer, segmentor) -> Iterator[None]:
                     segmentor, attr,
                     _timed(timer, 'sim_device', getattr(segmentor, attr),
                            'sim_host')))
-        for attr in ('next_clicks', 'write_clicks', 'update_by_prediction'):
+        for module, attr in ((device_clicks, 'next_clicks'),
+                             (device_clicks, 'mark_clicked'),
+                             (click_step, 'update_by_prediction'),
+                             (click_step, 'add_click_disks')):
             stack.enter_context(
                 _patched(
-                    device_clicks, attr,
-                    _timed(timer, 'sim_device', getattr(device_clicks, attr),
+                    module, attr,
+                    _timed(timer, 'sim_device', getattr(module, attr),
                            'sim_host')))
         yield

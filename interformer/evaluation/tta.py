@@ -38,7 +38,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..apis import Prediction
 from ..interaction import (
     CLICK_RADIUS,
     REF_DEFINITE_BG,
@@ -48,14 +47,12 @@ from ..interaction import (
     Click,
     ClickProtocol,
     add_click_disk,
-    click_step,
     crop_to_image,
     fg_margin,
-    foreground,
     foreground_probability,
-    new_reference_label,
     pad_to_canvas,
 )
+from ..interaction.click_session import ClickSession, Prediction
 from .ritm_transforms import (
     RitmZoomIn,
     map_click_to_roi,
@@ -173,8 +170,13 @@ def crop_reference_label(ref_label: np.ndarray,
     return view
 
 
-class TTAPredictor:
+class TTAPredictor(ClickSession):
     """A predictor with RITM's flip / ZoomIn test-time augmentation.
+
+    The clicks, undo and the evaluated steps are the shared
+    :class:`~interformer.interaction.click_session.ClickSession` (one
+    ``click_step`` per click); its canvas is the image itself (predictions
+    are on the image only). The step's decoder is the augmented ensemble.
 
     Args:
         base: the predictor to augment; it needs ``set_image``,
@@ -191,6 +193,7 @@ class TTAPredictor:
                  flip: bool = False,
                  zoom_in: Optional[dict] = None,
                  make_view: Optional[Callable] = None) -> None:
+        super().__init__(size_divisor=1)  # the canvas is the image
         if not hasattr(base, 'decode_logits'):
             raise TypeError(f'TTA needs a predictor with decode_logits '
                             f'(InterFormerPredictor), got '
@@ -206,61 +209,41 @@ class TTAPredictor:
             self.views.append((make_view or _view_predictor)(base))
         self._image: Optional[np.ndarray] = None
         self._encoded: Optional[Box] = None
-        self.reset()
 
     # --------------------------------------------------------- interface
-    @property
-    def image_shape(self):
-        if self._image is None:
-            raise RuntimeError('no image set: call set_image(image) first')
-        return self._image.shape[:2]
-
-    @property
-    def canvas_shape(self):
-        return self.image_shape
-
     @property
     def view_box(self) -> Optional[Box]:
         """The crop the last prediction saw (None: the whole image)."""
         return self._encoded
 
     def set_image(self, image: np.ndarray) -> None:
+        canvas = self._canvas_for(image)
         self._image = np.ascontiguousarray(image)
         self._encode(None)
-        self.reset()
+        self._image_ready(image.shape[:2], canvas)
 
     def reset(self) -> None:
-        self._clicks: List[Optional[Click]] = []
-        self._done = 0
-        self._ref = None
-        self._fg = self._margin = None
+        super().reset()
         if self.zoom is not None:
             self.zoom.reset()
 
     def add_click(self, y: int, x: int, positive: bool, *,
                   on_canvas: bool = False) -> None:
         self._no_canvas(on_canvas)
-        height, width = self.image_shape
-        if not (0 <= y < height and 0 <= x < width):
-            raise ValueError(f'click (y={y}, x={x}) is outside the '
-                             f'{height}x{width} image')
-        self._clicks.append(Click(y, x, positive))
+        super().add_click(y, x, positive)
 
-    def step_without_click(self) -> None:
-        self._clicks.append(None)
+    def undo(self) -> bool:
+        """Remove the last click. The zoom-in state follows the clicks, so
+        with zoom-in the remaining clicks are evaluated again."""
+        undone = super().undo()
+        if undone and self.zoom is not None:
+            self.zoom.reset()
+            self._steps = []
+        return undone
 
     def predict(self, *, on_canvas: bool = False) -> Prediction:
         self._no_canvas(on_canvas)
-        if self._ref is None:
-            self._ref = new_reference_label(*self.image_shape)
-        while self._done < len(self._clicks):
-            self._step(self._done)
-            self._done += 1
-        if self._margin is None:
-            empty = np.zeros(self.image_shape, bool)
-            return Prediction(mask=empty, prob=empty.astype(np.float32))
-        return Prediction(mask=self._fg.copy(),
-                          prob=foreground_probability(self._margin))
+        return super().predict()
 
     # --------------------------------------------------------- internals
     @staticmethod
@@ -283,23 +266,21 @@ class TTAPredictor:
     def _view_shape(self, box: Box):
         return roi_target_shape(box, self.zoom.target_size)
 
-    def _step(self, index: int) -> None:
-        clicks = [c for c in self._clicks[:index + 1] if c is not None]
+    def _decode_margin(self, ref: np.ndarray, prev_fg: Optional[np.ndarray],
+                       step: int) -> np.ndarray:
+        """The click step's decoder: the view of click ``step`` (the ROI
+        from the previous probability and the clicks so far), decoded with
+        flip; (H, W) float32 margin on the image."""
+        clicks = [Click(*c) for c in self._clicks[:step + 1]
+                  if c is not None]
         box = None
         if self.zoom is not None:
-            prev = None if self._margin is None else foreground(
-                self._margin, self.zoom.prob_thresh)
+            prev = None if step == 0 else \
+                self._steps[step - 1].prob > self.zoom.prob_thresh
             box = self.zoom.view(prev, clicks)
         if box != self._encoded:
             self._encode(box)
-
-        def decode(ref, prev_fg, step):
-            return self._decode(ref, prev_fg, step, box, clicks)
-
-        out = click_step(decode, self._ref, self._fg, self._clicks[index],
-                         step=index)
-        self._ref, self._fg, self._margin = (out.ref_label, out.foreground,
-                                             out.margin)
+        return self._decode(ref, prev_fg, step, box, clicks)
 
     def _view_margin(self, view, ref: np.ndarray, prev: Optional[np.ndarray],
                      step: int) -> torch.Tensor:

@@ -39,24 +39,24 @@ key                  default  meaning
                               (where OpenCV's transform is cheaper)
 ===================  =======  ============================================
 """
-from typing import List, Mapping, Optional
+from typing import Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .click_step import (
+    ArrayLike,
     advance_reference_label,
     click_step,
     fg_margin,
-    foreground_from_logits,
 )
 from .clicks import IGNORE_LABEL, Click, next_click
-from .reference_label import CLICK_RADIUS, REF_UNKNOWN
+from .reference_label import CLICK_RADIUS, REF_UNKNOWN, ClickBatch
 
 __all__ = [
     'DEFAULT_SIMULATION_CFG', 'sample_num_iterations', 'generator_from_torch',
-    'simulate_reference_labels'
+    'simulate_reference_labels', 'simulate_clicks', 'HostRobot'
 ]
 
 DEFAULT_SIMULATION_CFG = dict(
@@ -140,24 +140,93 @@ def _clicker_gt(gt: Tensor, shape: tuple) -> np.ndarray:
     return gt_np
 
 
-#: (B, 2, H, W) logits -> (B, H, W) argmax foreground: the one rule of
-#: :mod:`.click_step`, under the name the device route receives it by.
-_foreground = foreground_from_logits
+#: ``robot(pred, step) -> clicks``: the robot user of a batch. ``pred`` is
+#: the (B, H, W) bool prediction (None before the first click), ``step``
+#: the click index (0 = the first click); it returns one Optional click per
+#: sample or a :class:`ClickBatch`.
+Robot = Callable[[Optional[ArrayLike], int],
+                 Union[Sequence[Optional[Click]], ClickBatch]]
 
 
-def _robot_clicks(gt: np.ndarray, pred: np.ndarray, clicks: List[list],
-                  rng: np.random.Generator,
-                  k: float) -> List[Optional[Click]]:
-    """One robot-user click per sample (None where nothing is wrong); each
-    is appended to its sample's history ``clicks[i]``."""
-    new = []
-    for i in range(gt.shape[0]):
-        click = next_click(
-            gt[i], pred[i], clicks[i], protocol=CLICK_PROTOCOL, rng=rng, k=k)
-        if click is not None:
-            clicks[i].append(click)
-        new.append(click)
-    return new
+class HostRobot:
+    """The official robot user of a batch on the host (``next_click``).
+
+    Args:
+        gt: (B, H, W) int64 clicker ground truth (ignore = -1).
+        cfg: ``first_click_k`` (step 0) and ``extra_click_k``.
+        rng: the generator of the tie-breaks.
+    """
+
+    def __init__(self, gt: np.ndarray, cfg: Mapping,
+                 rng: np.random.Generator) -> None:
+        self.gt, self.rng = gt, rng
+        self.ks = (cfg['first_click_k'], cfg['extra_click_k'])
+        self.history: List[List[Click]] = [[] for _ in range(gt.shape[0])]
+
+    def __call__(self, pred: Optional[np.ndarray],
+                 step: int) -> List[Optional[Click]]:
+        if pred is None:
+            pred = np.zeros(self.gt.shape, bool)
+        new = []
+        for i, clicks in enumerate(self.history):
+            click = next_click(self.gt[i], pred[i], clicks,
+                               protocol=CLICK_PROTOCOL, rng=self.rng,
+                               k=self.ks[min(step, 1)])
+            if click is not None:
+                clicks.append(click)
+            new.append(click)
+        return new
+
+
+def simulate_clicks(segmentor, inputs: Tensor, ref_label: ArrayLike,
+                    robot: Robot, num_iters: int,
+                    radius: int = CLICK_RADIUS) -> ArrayLike:
+    """The simulation loop, shared by both routes.
+
+    The robot clicks; then ``num_iters`` times one
+    :func:`~interformer.interaction.click_step.click_step` (update by the
+    prediction, the disks, neck + head, argmax) and one more robot click;
+    the result is the last label advanced by the last clicks (not decoded:
+    the gradient forward does that). The backbone runs once, only if
+    ``num_iters > 0``, without gradients and with ``segmentor`` in eval
+    mode (its mode is restored, also on error).
+
+    Args:
+        segmentor: ``extract_image_feats``, ``decode_clicks`` and
+            ``upsample_logits`` are used.
+        inputs: (B, 3, H, W) normalised images.
+        ref_label: (B, H, W) uint8 start label, numpy (host route) or a
+            tensor on the device (device route).
+        robot: see :data:`Robot`.
+        num_iters: extra click iterations ``n``.
+        radius: click disk radius.
+
+    Returns:
+        The final (B, H, W) label, of the type of ``ref_label``.
+    """
+    height, width = inputs.shape[-2:]
+    clicks, fg = robot(None, 0), None
+    if num_iters > 0:
+        was_training = segmentor.training
+        segmentor.eval()
+        try:
+            with torch.no_grad():
+                feats = segmentor.extract_image_feats(inputs)
+
+                def decode(ref, prev_fg, step):
+                    ref_t = torch.as_tensor(ref).to(inputs.device)
+                    logits = segmentor.decode_clicks(feats, ref_t[:, None])
+                    return fg_margin(
+                        segmentor.upsample_logits(logits, (height, width)))
+
+                for step in range(num_iters):
+                    out = click_step(decode, ref_label, fg, clicks, step,
+                                     radius=radius)
+                    ref_label, fg = out.ref_label, out.foreground
+                    clicks = robot(fg, step + 1)
+        finally:
+            segmentor.train(was_training)
+    return advance_reference_label(ref_label, fg, clicks, radius)
 
 
 def simulate_reference_labels(
@@ -198,37 +267,10 @@ def simulate_reference_labels(
         route = 'device' if inputs.device.type == 'cuda' else 'numpy'
     if route == 'device':
         from .device_clicks import simulate_on_device
-        return simulate_on_device(segmentor, inputs, gt, cfg, rng,
-                                  _foreground)
+        return simulate_on_device(segmentor, inputs, gt, cfg, rng)
     gt_np = _clicker_gt(gt, tuple(inputs.shape))
     num_iters = sample_num_iterations(rng, cfg['max_num_clicks'], cfg['gamma'])
-
     ref = np.full((batch, height, width), REF_UNKNOWN, dtype=np.uint8)
-    history: List[list] = [[] for _ in range(batch)]
-    fg = None
-    new_clicks = _robot_clicks(gt_np, np.zeros_like(ref, bool), history, rng,
-                               cfg['first_click_k'])
-
-    if num_iters > 0:
-        was_training = segmentor.training
-        segmentor.eval()
-        try:
-            with torch.no_grad():
-                feats = segmentor.extract_image_feats(inputs)
-
-                def decode(ref_np, prev_fg, step):
-                    ref_t = torch.from_numpy(ref_np).to(inputs.device)
-                    logits = segmentor.decode_clicks(feats, ref_t[:, None])
-                    return fg_margin(
-                        segmentor.upsample_logits(logits, (height, width)))
-
-                for step in range(num_iters):
-                    out = click_step(decode, ref, fg, new_clicks, step,
-                                     radius=cfg['inner_radius'])
-                    ref, fg = out.ref_label, out.foreground
-                    new_clicks = _robot_clicks(gt_np, fg, history, rng,
-                                               cfg['extra_click_k'])
-        finally:
-            segmentor.train(was_training)
-    ref = advance_reference_label(ref, fg, new_clicks, cfg['inner_radius'])
+    ref = simulate_clicks(segmentor, inputs, ref, HostRobot(gt_np, cfg, rng),
+                          num_iters, cfg['inner_radius'])
     return torch.from_numpy(ref)[:, None].to(inputs.device)

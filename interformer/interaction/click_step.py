@@ -5,10 +5,12 @@ A click step is::
     reference label --update by the previous foreground--> --add the click
     disk(s)--> --decode--> foreground margin --foreground rule--> mask
 
-:func:`click_step` is the only implementation; the predictor
-(``interformer.apis``), the training click simulation
-(:mod:`~interformer.interaction.click_simulation`) and the click test's
-test-time augmentation (``interformer.evaluation.tta``) call it. The robot
+:func:`click_step` is the only implementation; the predictors (through
+:class:`~interformer.interaction.click_session.ClickSession`: the PyTorch
+one, the onnxruntime one and the click test's test-time augmentation), the
+service's batched object decoding (``interformer.serving.engine``) and
+both routes of the training click simulation
+(:mod:`~interformer.interaction.click_simulation`) call it. The robot
 user that chooses the click (:func:`~interformer.interaction.clicks.
 next_click`) stays outside: the predictor has none.
 
@@ -21,7 +23,8 @@ route, a test-time-augmented ensemble, a stand-in):
 * ``ref_label``: (B, H, W) or (H, W) uint8 codes (numpy or torch, as given
   to :func:`click_step`), the label with the new disks;
 * ``prev_fg``: the previous foreground, same shape, bool, or None at the
-  first step (zoom-in models derive their ROI from it);
+  first step (zoom-in models derive their ROI from it); for a batch given
+  one mask per sample, a list of Optional (H, W) masks;
 * ``step``: 0-based click index (an int, or one per sample for a batch of
   objects at different clicks, passed on as given);
 * ``margin``: same shape, float: foreground minus background logit at the
@@ -34,15 +37,28 @@ None (the model's own decision, used to update the reference label, and the
 0.49). :func:`foreground_probability` is the probability the predictor
 reports, so ``prediction_foreground(prediction, thr)`` on a predictor's
 answer equals ``foreground(margin, thr)`` bit for bit.
+
+Torch is optional: on numpy arrays everything here runs on numpy alone (the
+onnxruntime predictor uses the same step without torch); tensors are
+handled with torch, on their device, without a host read.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 import numpy as np
-import torch
 
 from .clicks import Click
-from .reference_label import CLICK_RADIUS, add_click_disk, update_by_prediction
+from .reference_label import (
+    CLICK_RADIUS,
+    ClickBatch,
+    _is_tensor,
+    add_click_disk,
+    add_click_disks,
+    update_by_prediction,
+)
+
+if TYPE_CHECKING:  # torch is optional: numpy callers (OnnxPredictor) work
+    import torch
 
 __all__ = [
     'DecodeFn', 'StepResult', 'click_step', 'advance_reference_label',
@@ -50,7 +66,7 @@ __all__ = [
     'foreground_from_logits', 'prediction_foreground'
 ]
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = Union[np.ndarray, 'torch.Tensor']
 ClickLike = Union[Click, Sequence]
 Step = Union[int, Sequence[int]]
 DecodeFn = Callable[[ArrayLike, Optional[ArrayLike], Step], ArrayLike]
@@ -88,10 +104,13 @@ def fg_margin(logits: ArrayLike) -> ArrayLike:
 def foreground_probability(margin: ArrayLike) -> ArrayLike:
     """Softmax foreground probability of two logits = sigmoid(margin),
     float32 (numpy in, numpy out; tensor in, tensor out)."""
-    if isinstance(margin, torch.Tensor):
+    if _is_tensor(margin):
+        import torch
         return torch.sigmoid(margin.float())
-    return torch.sigmoid(torch.from_numpy(
-        np.asarray(margin, np.float32))).numpy()
+    margin = np.asarray(margin, np.float32)
+    with np.errstate(over='ignore'):  # exp(-margin) = inf -> probability 0
+        return (np.float32(1.0) /
+                (np.float32(1.0) + np.exp(-margin))).astype(np.float32)
 
 
 def foreground(margin: ArrayLike,
@@ -163,13 +182,40 @@ def _per_sample_clicks(ref_label: ArrayLike, clicks) -> list:
 
 def _like(mask: ArrayLike, ref_label: ArrayLike) -> ArrayLike:
     """``mask`` as the array type (and device) of ``ref_label``."""
-    if isinstance(ref_label, torch.Tensor):
+    if mask is None:
+        return None
+    if isinstance(mask, (list, tuple)):  # one Optional mask per sample
+        return [_like(m, ref_label) for m in mask]
+    if _is_tensor(ref_label):
+        import torch
         if isinstance(mask, torch.Tensor):
             return mask.to(ref_label.device)
         return torch.from_numpy(np.asarray(mask)).to(ref_label.device)
-    if isinstance(mask, torch.Tensor):
+    if _is_tensor(mask):
         return mask.cpu().numpy()
     return np.asarray(mask)
+
+
+def _copy(array: ArrayLike) -> ArrayLike:
+    return array.clone() if _is_tensor(array) else array.copy()
+
+
+def _updated(ref_label: ArrayLike, prev_fg) -> ArrayLike:
+    """``ref_label`` updated by ``prev_fg`` (a new array): None = no update,
+    a sequence = one Optional mask per sample of a (B, H, W) label."""
+    if prev_fg is None:
+        return _copy(ref_label)
+    if not isinstance(prev_fg, (list, tuple)):
+        return update_by_prediction(ref_label, _like(prev_fg, ref_label))
+    if ref_label.ndim != 3 or len(prev_fg) != ref_label.shape[0]:
+        raise ValueError(f'{len(prev_fg)} previous masks for reference '
+                         f'labels of shape {tuple(ref_label.shape)}')
+    out = _copy(ref_label)
+    for index, mask in enumerate(prev_fg):
+        if mask is not None:
+            out[index] = update_by_prediction(ref_label[index],
+                                              _like(mask, ref_label))
+    return out
 
 
 def advance_reference_label(ref_label: ArrayLike,
@@ -181,23 +227,26 @@ def advance_reference_label(ref_label: ArrayLike,
     Args:
         ref_label: (B, H, W) or (H, W) uint8 codes (numpy or torch); not
             modified.
-        prev_fg: bool foreground of the previous step (same shape), or None
-            (no update: the first step).
+        prev_fg: bool foreground of the previous step (same shape), None
+            (no update: the first step), or for a (B, H, W) label a
+            sequence of one Optional (H, W) mask per sample (samples at
+            different steps, e.g. the service's objects).
         clicks: for a (B, H, W) label one entry per sample, for a (H, W)
             label a single entry; each entry a :class:`Click`, a
             ``(y, x, positive)`` tuple, or None (no click for that sample,
-            e.g. the official robot found nothing to correct).
+            e.g. the official robot found nothing to correct). A batch may
+            instead give a :class:`~interformer.interaction.
+            reference_label.ClickBatch` of (B,) arrays/tensors (the
+            device-resident simulation).
         radius: click disk radius in pixels.
 
     Returns:
         A new label of the same type and shape.
     """
+    ref = _updated(ref_label, prev_fg)
+    if isinstance(clicks, ClickBatch):  # vectorised, no host read
+        return add_click_disks(ref, clicks, radius)
     per_sample = _per_sample_clicks(ref_label, clicks)
-    if prev_fg is None:
-        ref = ref_label.clone() if isinstance(
-            ref_label, torch.Tensor) else ref_label.copy()
-    else:
-        ref = update_by_prediction(ref_label, _like(prev_fg, ref_label))
     batched = ref.ndim == 3
     for index, click in enumerate(per_sample):
         if click is not None:
@@ -235,7 +284,7 @@ def click_step(decode: DecodeFn,
         foreground in the array type of ``ref_label``).
     """
     ref = advance_reference_label(ref_label, prev_fg, clicks, radius)
-    prev = None if prev_fg is None else _like(prev_fg, ref)
+    prev = _like(prev_fg, ref)
     margin = decode(ref, prev, step)
     if tuple(margin.shape) != tuple(ref.shape):
         raise ValueError(f'decode returned a margin of shape '

@@ -37,22 +37,17 @@ positions per row), about ``log2(W)`` levels of ``O(W)`` work per row.
 import math
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .reference_label import (
-    REF_DEFINITE_BG,
-    REF_DEFINITE_FG,
-    REF_UNKNOWN,
-    update_by_prediction,
-)
+from .reference_label import REF_UNKNOWN, ClickBatch
 
 __all__ = [
     'WORDS_PER_CLICK', 'squared_edt', 'band_floor_table', 'lemire_index',
-    'draw_words', 'next_clicks', 'write_clicks', 'simulate_on_device',
+    'draw_words', 'next_clicks', 'mark_clicked', 'simulate_on_device',
     'run_clicks'
 ]
 
@@ -217,7 +212,7 @@ def draw_words(rng: np.random.Generator, shape: Tuple[int, ...]) -> Tensor:
 
 
 def next_clicks(fg: Tensor, pred: Tensor, clicked: Tensor, floor: Tensor,
-                words: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                words: Tensor) -> ClickBatch:
     """One official-protocol robot click per sample, on the device.
 
     Args:
@@ -228,7 +223,7 @@ def next_clicks(fg: Tensor, pred: Tensor, clicked: Tensor, floor: Tensor,
         words: (B, K) int64 32-bit random draws per sample.
 
     Returns:
-        tuple: ``(y, x, positive, valid)``, each (B, ): int64 row and
+        ClickBatch: ``(y, x, positive, valid)``, each (B, ): int64 row and
         column, bool sign, bool "a click was placed" (False when nothing
         is wrong; y, x are then meaningless).
     """
@@ -245,31 +240,25 @@ def next_clicks(fg: Tensor, pred: Tensor, clicked: Tensor, floor: Tensor,
     ranks = cand.cumsum(dim=1)
     index = lemire_index(words, ranks[:, -1])
     flat = (ranks <= index[:, None]).sum(dim=1).clamp(max=height * width - 1)
-    return flat // width, flat % width, positive, valid
+    return ClickBatch(flat // width, flat % width, positive, valid)
 
 
-def write_clicks(ref: Tensor, clicked: Tensor, y: Tensor, x: Tensor,
-                  positive: Tensor, valid: Tensor, radius: int) -> Tensor:
-    """Click disks (``dy^2 + dx^2 <= radius^2``) into (B, H, W) ``ref``;
-    marks the clicked pixels in ``clicked`` in place; returns the new
-    ``ref``."""
-    height, width = ref.shape[-2:]
-    ys = torch.arange(height, device=ref.device).view(1, -1, 1)
-    xs = torch.arange(width, device=ref.device).view(1, 1, -1)
-    dy, dx = ys - y.view(-1, 1, 1), xs - x.view(-1, 1, 1)
-    disk = (dy * dy + dx * dx <= radius * radius) & valid.view(-1, 1, 1)
-    clicked |= (dy == 0) & (dx == 0) & valid.view(-1, 1, 1)
-    code = torch.where(positive, REF_DEFINITE_FG,
-                       REF_DEFINITE_BG).to(ref.dtype).view(-1, 1, 1)
-    return torch.where(disk, code, ref)
+def mark_clicked(clicked: Tensor, clicks: ClickBatch) -> Tensor:
+    """Mark each valid click's pixel in the (B, H, W) bool ``clicked`` map
+    (in place; the official robot never clicks a pixel twice)."""
+    height, width = clicked.shape[-2:]
+    flat = clicked.view(clicked.shape[0], height * width)
+    index = (clicks.y * width + clicks.x).clamp(0, height * width - 1)
+    hit = flat.gather(1, index[:, None]) | clicks.valid[:, None]
+    flat.scatter_(1, index[:, None], hit)
+    return clicked
 
 
 def simulate_on_device(segmentor,
                        inputs: Tensor,
                        gt: Tensor,
                        cfg: Mapping,
-                       rng: np.random.Generator,
-                       foreground: Optional[Callable] = None) -> Tensor:
+                       rng: np.random.Generator) -> Tensor:
     """The click simulation of training on ``inputs.device``.
 
     The route ``'device'`` of
@@ -287,8 +276,6 @@ def simulate_on_device(segmentor,
         cfg: merged simulation settings (``max_num_clicks``, ``gamma``,
             ``first_click_k``, ``extra_click_k``, ``inner_radius``).
         rng: generator for ``n`` and the tie-break words.
-        foreground: (B, 2, H, W) logits -> (B, H, W) bool prediction;
-            default ``argmax == 1``.
 
     Returns:
         Tensor: (B, 1, H, W) uint8 reference label on ``inputs.device``.
@@ -302,16 +289,54 @@ def simulate_on_device(segmentor,
     num_iters = sample_num_iterations(rng, cfg['max_num_clicks'],
                                       cfg['gamma'])
     words = draw_words(rng, (num_iters + 1, batch))
-    return run_clicks(segmentor, inputs, gt, cfg, words, foreground)
+    return run_clicks(segmentor, inputs, gt, cfg, words)
+
+
+class DeviceRobot:
+    """The official robot user of a batch, on the device (no host read).
+
+    Called as ``robot(pred, step)`` by the simulation loop
+    (:func:`~interformer.interaction.click_simulation.simulate_clicks`):
+    ``pred`` is the (B, H, W) bool prediction (None before the first
+    click), ``step`` the click index (0: the first click, band
+    ``first_click_k``; later ones ``extra_click_k``); returns the
+    :class:`ClickBatch` of that step and marks its pixels as clicked.
+
+    Args:
+        fg: (B, H, W) bool ground truth ``gt == 1``.
+        cfg: ``first_click_k`` and ``extra_click_k``.
+        words: (n + 1, B, K) int64 random words, row ``step`` per call.
+    """
+
+    def __init__(self, fg: Tensor, cfg: Mapping, words: Tensor) -> None:
+        height, width = fg.shape[-2:]
+        self.fg = fg
+        self.words = words.to(fg.device, non_blocking=True)
+        self.clicked = torch.zeros_like(fg)
+        self.floors = [
+            band_floor_table(cfg[key], height, width, fg.device)
+            for key in ('first_click_k', 'extra_click_k')
+        ]
+
+    def __call__(self, pred: Optional[Tensor], step: int) -> ClickBatch:
+        if pred is None:
+            pred = torch.zeros_like(self.fg)
+        clicks = next_clicks(self.fg, pred, self.clicked,
+                             self.floors[min(step, 1)], self.words[step])
+        mark_clicked(self.clicked, clicks)
+        return clicks
 
 
 def run_clicks(segmentor,
                inputs: Tensor,
                gt: Tensor,
                cfg: Mapping,
-               words: Tensor,
-               foreground: Optional[Callable] = None) -> Tensor:
-    """The loop of :func:`simulate_on_device` for given random words.
+               words: Tensor) -> Tensor:
+    """The simulation of :func:`simulate_on_device` for given random words:
+    the shared loop (:func:`~interformer.interaction.click_simulation.
+    simulate_clicks`, i.e. :func:`~interformer.interaction.click_step.
+    click_step` per click) with a :class:`DeviceRobot` and a reference
+    label on the device.
 
     Args:
         words: (n + 1, B, K) int64 32-bit draws, one pair per sample and
@@ -322,43 +347,16 @@ def run_clicks(segmentor,
     Returns:
         Tensor: (B, 1, H, W) uint8 reference label on ``inputs.device``.
     """
+    from .click_simulation import simulate_clicks
     device = inputs.device
     batch, _, height, width = inputs.shape
     if words.dim() != 3 or words.shape[1] != batch:
         raise ValueError(f'words must have shape (n + 1, {batch}, K), got '
                          f'{tuple(words.shape)}')
-    if foreground is None:
-        def foreground(logits):
-            return logits.argmax(dim=1) == 1
-    num_iters = words.shape[0] - 1
-    words = words.to(device, non_blocking=True)
-    first = band_floor_table(cfg['first_click_k'], height, width, device)
-    extra = band_floor_table(cfg['extra_click_k'], height, width, device)
-    radius = int(cfg['inner_radius'])
     fg = gt[:, 0].to(device, non_blocking=True) == 1
     ref = torch.full((batch, height, width), REF_UNKNOWN, dtype=torch.uint8,
                      device=device)
-    clicked = torch.zeros_like(fg)
-    pred = torch.zeros_like(fg)
-    ref = write_clicks(ref, clicked,
-                       *next_clicks(fg, pred, clicked, first, words[0]),
-                       radius)
-    if num_iters > 0:
-        was_training = segmentor.training
-        segmentor.eval()
-        try:
-            with torch.no_grad():
-                feats = segmentor.extract_image_feats(inputs)
-                for step in range(1, num_iters + 1):
-                    logits = segmentor.decode_clicks(feats, ref[:, None])
-                    logits = segmentor.upsample_logits(logits,
-                                                       (height, width))
-                    pred = foreground(logits)
-                    ref = update_by_prediction(ref, pred)
-                    ref = write_clicks(
-                        ref, clicked,
-                        *next_clicks(fg, pred, clicked, extra, words[step]),
-                        radius)
-        finally:
-            segmentor.train(was_training)
+    robot = DeviceRobot(fg, cfg, words)
+    ref = simulate_clicks(segmentor, inputs, ref, robot,
+                          words.shape[0] - 1, int(cfg['inner_radius']))
     return ref[:, None]

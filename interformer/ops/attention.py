@@ -1,11 +1,14 @@
 """``interformer::attention_bf16``: the I-MSA blocks' bf16 softmax
-attention on AMX tiles.
+attention.
 
-C kernel ``csrc/attention.c`` (CPUs with AMX-BF16 only): per block of 16
-queries, ``Q K^T`` as AMX tile products, a float32 softmax (masked keys 0,
-probabilities rounded to bf16), ``P V`` as tile products and the division
-by the sum; 32 dimensions per head, at most 1024 keys. The PyTorch route is
-``F.scaled_dot_product_attention`` with a key mask.
+C kernel ``csrc/attention.c`` (CPUs with AVX512-BF16; AMX tiles where the
+CPU also has AMX-BF16): per block of 16 queries, ``Q K^T`` (AMX tile
+products, or ``vdpbf16ps`` with the query's dimension pairs broadcast), a
+float32 softmax (masked keys 0, probabilities rounded to bf16), ``P V`` the
+same way and the division by the sum; 32 dimensions per head, at most 1024
+keys. The PyTorch route is ``F.scaled_dot_product_attention`` with a key
+mask (its CPU flash kernel spends most of its time around the tiny
+32-dimension GEMMs).
 """
 from typing import Optional
 
@@ -58,7 +61,7 @@ def _limits(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
 SUPPORT = declare(
     'attention_bf16',
     Support('attention_bf16', (torch.bfloat16, ),
-            cpu_features=('amx_bf16', 'avx512_bf16'),
+            cpu_features=('avx512_bf16', ),
             limits=_limits))
 
 
@@ -72,7 +75,7 @@ def _attention_op(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
               num_keys, HEAD_DIMS, scale, out.data_ptr(),
               out.stride(1)) != 0:
         raise RuntimeError('interformer::attention_bf16: the kernel '
-                           'declined (AMX permission or memory)')
+                           'declined (out of memory)')
     return out
 
 

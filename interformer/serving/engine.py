@@ -7,11 +7,13 @@ as a :class:`ObjectPrompt` (clicks ``(y, x, positive)``, optionally a start
 mask and/or a box); all objects that need a decoder step are decoded in one
 batched ``decode_clicks`` call (reference labels ``(1, N, Hc, Wc)``).
 
-The click semantics are InterFormer's (and ``InterFormerPredictor``'s):
-click ``i`` is evaluated on the reference label updated by the prediction
-of click ``i - 1``. A start mask plays the role of that previous
-prediction. A box marks everything outside it as definite background and
-clips the mask to it; a box alone gets a positive click at its centre.
+The click semantics are InterFormer's: every round of decoding is one
+:func:`~interformer.interaction.click_step.click_step` over the objects
+that still have work (click ``i`` on the reference label updated by the
+prediction of click ``i - 1``, the step ``InterFormerPredictor`` and the
+click test run). A start mask plays the role of that previous prediction.
+A box marks everything outside it as definite background and clips the
+mask to it; a box alone gets a positive click at its centre.
 Every evaluated step is kept with the image (keyed by the click prefix), so
 a stateless client that resends all clicks pays one decode per new click.
 """
@@ -25,14 +27,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from interformer.interaction import (
     REF_DEFINITE_BG,
-    add_click_disk,
+    Box,
+    canvas_shape,
+    checked_click,
+    click_step,
+    fg_margin,
     new_reference_label,
-    update_by_prediction,
+    pad_to_canvas,
 )
+from interformer.interaction.click_session import check_image
 
 from .cache import FeatureCache, content_key
 from .images import DEFAULT_MAX_PIXELS, decode_image
@@ -42,7 +48,6 @@ __all__ = ['ClickEngine', 'EncodedImage', 'ObjectPrompt', 'PromptError']
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 Click = Tuple[int, int, bool]
-Box = Tuple[int, int, int, int]
 
 
 class PromptError(ValueError):
@@ -60,7 +65,7 @@ class ObjectPrompt:
     """
     clicks: Sequence[Click] = ()
     mask: Optional[np.ndarray] = None
-    box: Optional[Box] = None
+    box: Optional[Sequence[int]] = None
 
 
 @dataclass
@@ -154,10 +159,7 @@ class ClickEngine:
 
     def encode_array(self, image: np.ndarray) -> Tuple[EncodedImage, bool]:
         """Encode an (H, W, 3) uint8 RGB array (keyed by its pixels)."""
-        if image.ndim != 3 or image.shape[2] != 3 or \
-                image.dtype != np.uint8:
-            raise ValueError(f'image must be (H, W, 3) uint8, got '
-                             f'{image.shape} {image.dtype}')
+        check_image(image)
         digest = hashlib.sha256(np.ascontiguousarray(image).data)
         digest.update(repr(image.shape).encode())
         key = 'px-' + digest.hexdigest()
@@ -170,11 +172,10 @@ class ClickEngine:
 
     def _encode(self, image: np.ndarray, key: str) -> EncodedImage:
         height, width = image.shape[:2]
-        div = self.size_divisor
-        canvas = (-(-height // div) * div, -(-width // div) * div)
+        canvas = canvas_shape(height, width, self.size_divisor)
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
-        x = F.pad(x, (0, canvas[1] - width, 0, canvas[0] - height))
+        x = pad_to_canvas(x, canvas, 0.0)
         start = time.perf_counter()
         with self.model_lock, torch.inference_mode(), self._autocast():
             feats = list(self.model.extract_image_feats(x[None]))
@@ -203,18 +204,16 @@ class ClickEngine:
                     or s['pending_noclick']]
             if not todo:
                 break
-            refs = []
-            for s in todo:
-                ref = s['ref'] if s['mask'] is None else \
-                    update_by_prediction(s['ref'], s['mask'])
-                if not s['pending_noclick']:
-                    y, x, positive = s['clicks'][s['next']]
-                    ref = ref.copy() if ref is s['ref'] else ref
-                    add_click_disk(ref, y, x, positive)
-                refs.append(ref)
-            masks = self._decode(encoded, refs, todo)
+            out = click_step(
+                lambda refs, prevs, steps: self._decode(encoded, refs, prevs,
+                                                        steps),
+                np.stack([s['ref'] for s in todo]),
+                [s['mask'] for s in todo],
+                [None if s['pending_noclick'] else s['clicks'][s['next']]
+                 for s in todo],
+                step=[s['next'] for s in todo])
             with encoded.lock:
-                for s, ref, mask in zip(todo, refs, masks):
+                for s, ref, mask in zip(todo, out.ref_label, out.foreground):
                     if s['pending_noclick']:
                         s['pending_noclick'] = False
                     else:
@@ -230,9 +229,8 @@ class ClickEngine:
         for s in states:
             mask = s['mask'][:height, :width].copy()
             if s['box'] is not None:
-                y0, x0, y1, x1 = s['box']
                 clipped = np.zeros_like(mask)
-                clipped[y0:y1, x0:x1] = mask[y0:y1, x0:x1]
+                clipped[s['box'].slices] = mask[s['box'].slices]
                 mask = clipped
             out.append(mask)
         return out
@@ -258,13 +256,13 @@ class ClickEngine:
             mask0[:height, :width] = mask.astype(bool)
             digest.update(np.packbits(mask0).tobytes())
         if box is not None:
-            y0, x0, y1, x1 = box
             inside = np.zeros(encoded.canvas_shape, bool)
-            inside[y0:y1, x0:x1] = True
+            inside[box.slices] = True
             ref0[~inside] = REF_DEFINITE_BG
-            digest.update(repr(box).encode())
+            digest.update(repr(tuple(box)).encode())
             if not clicks and mask0 is None:
-                clicks = [((y0 + y1 - 1) // 2, (x0 + x1 - 1) // 2, True)]
+                clicks = [((box.y0 + box.y1 - 1) // 2,
+                           (box.x0 + box.x1 - 1) // 2, True)]
         if not clicks and mask0 is None:
             raise PromptError(f'{what} needs at least one click, a mask or '
                               'a box')
@@ -281,31 +279,34 @@ class ClickEngine:
                     break
         return state
 
-    def _decode(self, encoded: EncodedImage, refs: List[np.ndarray],
-                states: List[Dict]) -> List[np.ndarray]:
-        """One decoder call for N reference labels; (Hc, Wc) bool masks."""
+    def _decode(self, encoded: EncodedImage, refs: np.ndarray,
+                prevs: List[Optional[np.ndarray]],
+                steps: List[int]) -> torch.Tensor:
+        """The click step's decoder for N objects: (N, Hc, Wc) reference
+        labels -> (N, Hc, Wc) float32 CPU foreground margins, in one
+        ``decode_clicks`` call (a zoom-in model: one call per object, with
+        its previous mask and click index)."""
         if self._per_object:
-            out = []
-            for ref, s in zip(refs, states):
-                prev = None if s['mask'] is None else torch.from_numpy(
-                    s['mask'])[None, None].to(self.device)
-                out += self._run(encoded, [ref], prev_mask=prev,
-                                 step=s['next'])
-            return out
+            return torch.cat([
+                self._run(encoded, refs[i:i + 1],
+                          prev_mask=None if prev is None else
+                          torch.from_numpy(prev)[None, None].to(self.device),
+                          step=step)
+                for i, (prev, step) in enumerate(zip(prevs, steps))
+            ])
         return self._run(encoded, refs)
 
-    def _run(self, encoded: EncodedImage, refs: List[np.ndarray],
-             **extra) -> List[np.ndarray]:
-        ref = torch.from_numpy(np.stack(refs))[None].to(self.device)
+    def _run(self, encoded: EncodedImage, refs: np.ndarray,
+             **extra) -> torch.Tensor:
+        ref = torch.from_numpy(refs)[None].to(self.device)
         if self._takes_kv:
             extra['key_values'] = encoded.key_values
         with self.model_lock, torch.inference_mode(), self._autocast():
             logits = self.model.decode_clicks(encoded.feats, ref, **extra)
-            up = self.model.upsample_logits(logits.float(),
-                                            encoded.canvas_shape)
-            masks = (up[:, 1] > up[:, 0]).cpu().numpy()
+            margin = fg_margin(self.model.upsample_logits(
+                logits.float(), encoded.canvas_shape)).cpu()
         self.decode_calls += 1
-        return list(masks)
+        return margin
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -317,29 +318,29 @@ class ClickEngine:
 
 
 def _check_click(click, height: int, width: int, what: str) -> Click:
+    """A prompt's click, checked as the predictors check theirs."""
     try:
         y, x, positive = click
     except (TypeError, ValueError):
         raise PromptError(f'{what} must be [y, x, positive]') from None
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-               for v in (y, x)) or not isinstance(positive, (bool,
-                                                              np.bool_)):
-        raise PromptError(f'{what} must be [int y, int x, bool positive], '
-                          f'got {click!r}')
-    if not (0 <= y < height and 0 <= x < width):
-        raise PromptError(f'{what} (y={y}, x={x}) is outside the '
-                          f'{height}x{width} image')
-    return int(y), int(x), bool(positive)
+    try:
+        return checked_click(y, x, positive, (height, width))
+    except TypeError as err:
+        raise PromptError(f'{what} must be [int y, int x, bool positive]: '
+                          f'{err}') from None
+    except ValueError as err:
+        raise PromptError(f'{what}: {err}') from None
 
 
 def _check_box(box, height: int, width: int, what: str) -> Box:
+    """A prompt's box ``[y0, x0, y1, x1]`` (ends exclusive), clipped to
+    the image; an empty one is an error."""
     try:
         y0, x0, y1, x1 = (int(v) for v in box)
     except (TypeError, ValueError):
         raise PromptError(f'{what}: box must be [y0, x0, y1, x1]') from None
-    y0, x0 = max(y0, 0), max(x0, 0)
-    y1, x1 = min(y1, height), min(x1, width)
-    if y1 <= y0 or x1 <= x0:
+    clipped = Box(max(y0, 0), max(x0, 0), min(y1, height), min(x1, width))
+    if clipped.y1 <= clipped.y0 or clipped.x1 <= clipped.x0:
         raise PromptError(f'{what}: box {list(box)} is empty or outside the '
                           f'{height}x{width} image')
-    return y0, x0, y1, x1
+    return clipped

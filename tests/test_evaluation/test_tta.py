@@ -130,6 +130,29 @@ def test_zoom_in_crops_around_the_object_like_ritm():
     assert tta.view_box is None and model.encoded[-1] == (96, 128)
 
 
+@pytest.mark.parametrize('flip', [False, True])
+def test_undo_gives_the_answer_before_the_undone_click(flip):
+    """The shared click session: undo drops the click and its step; with
+    zoom-in the remaining clicks are replayed (the ROI follows them)."""
+    zoom = dict(target_size=48, skip_clicks=1, expansion_ratio=1.4,
+                min_crop_size=24, recompute_thresh_iou=0.5, prob_thresh=0.5)
+    tta = TTAPredictor(InterFormerPredictor(ImageSegmentor()), flip=flip,
+                       zoom_in=zoom)
+    tta.set_image(_image(96, 128, seed=4))
+    answers = []
+    for y, x, positive in [(40, 60, True), (44, 70, True), (30, 50, False)]:
+        tta.add_click(y, x, positive)
+        answers.append(tta.predict())
+    for kept in (1, 0):
+        assert tta.undo()
+        again = tta.predict()
+        np.testing.assert_array_equal(again.mask, answers[kept].mask)
+        np.testing.assert_allclose(again.prob, answers[kept].prob, atol=1e-6)
+    assert tta.undo() and not tta.undo() and not tta.predict().mask.any()
+    with pytest.raises(TypeError, match='bool'):
+        tta.add_click(1, 1, 'yes')
+
+
 def test_tta_flag_parsing():
     assert parse_tta('zoom_in, flip') == ['flip', 'zoom_in']
     assert parse_tta(None) == [] and tta_overrides('', 'ritm') == {}

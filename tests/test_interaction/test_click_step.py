@@ -99,8 +99,19 @@ def test_foreground_rule_is_one_rule():
         np.testing.assert_array_equal(
             prediction_foreground(answer, thr),
             foreground(margin, thr).numpy())
-    np.testing.assert_array_equal(
-        foreground_probability(margin.numpy()), prob.numpy())
+    # numpy margins (the torch-free predictor) use numpy's exp: within an
+    # ulp of torch's sigmoid, and the rule is one rule on either type
+    prob_np = foreground_probability(margin.numpy())
+    assert prob_np.dtype == np.float32
+    np.testing.assert_allclose(prob_np, prob.numpy(), rtol=3e-7, atol=0)
+    for thr in (None, 0.49, 0.5):
+        np.testing.assert_array_equal(
+            foreground(margin.numpy(), thr),
+            prediction_foreground(
+                type('Answer', (), dict(mask=margin.numpy() > 0,
+                                        prob=prob_np)), thr))
+    assert foreground_probability(np.float32([-200.0, 200.0])).tolist() \
+        == [0.0, 1.0]
     logits = torch.randn(2, 2, 5, 5)
     assert torch.equal(foreground(fg_margin(logits)),
                        logits.argmax(1) == 1)

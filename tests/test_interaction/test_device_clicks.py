@@ -15,6 +15,7 @@ from interformer.interaction import (
     REF_UNKNOWN,
     Click,
     add_click_disk,
+    advance_reference_label,
     next_click,
     padded_distance_transform,
     update_by_prediction,
@@ -246,10 +247,9 @@ def test_click_loop_does_not_synchronise_on_cuda():
     torch.cuda.set_sync_debug_mode('error')
     try:
         for _ in range(3):
-            ref = update_by_prediction(ref, pred)
-            ref = dc.write_clicks(
-                ref, clicked, *dc.next_clicks(fg, pred, clicked, floor,
-                                              words), 5)
+            clicks = dc.next_clicks(fg, pred, clicked, floor, words)
+            dc.mark_clicked(clicked, clicks)
+            ref = advance_reference_label(ref, pred, clicks, 5)
             pred = ref >= 3
     finally:
         torch.cuda.set_sync_debug_mode(0)

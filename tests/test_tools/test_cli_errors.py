@@ -71,6 +71,8 @@ def _one_line_error(code, err, *names):
      ['--clicks']),
     ('deploy/benchmark_browser.py', ['--onnx-dir', 'x', '--chromium',
                                      'no/chromium'], ['no/chromium']),
+    ('benchmark.py', ['--sizes', '352x'], ['--sizes', '352x']),
+    ('benchmark.py', ['--clicks', '0'], ['--clicks']),
 ])
 def test_user_errors_are_one_line(relpath, argv, names, capsys, tmp_path,
                                   monkeypatch):
@@ -135,3 +137,17 @@ def test_error_from_a_dataloader_worker_is_one_line():
         'file a.jpg: truncated')
     assert format_user_error(wrapped) == \
         'error: damaged image file a.jpg: truncated'
+
+
+def test_init_model_refuses_unread_cfg_options():
+    from mmengine.config import Config
+
+    from interformer.apis import init_model
+    from interformer.utils.cli import UserError
+    for config in (DEBUG_CONFIG, Config.fromfile(DEBUG_CONFIG)):
+        with pytest.raises(UserError, match='nonexistent'):
+            init_model(config, cfg_options={'model.neck.nonexistent': 1})
+    loaded = Config.fromfile(DEBUG_CONFIG)
+    model = init_model(loaded, cfg_options={'model.decode_head.channels': 8})
+    assert model.decode_head.channels == 8
+    assert loaded.model.decode_head.channels != 8  # the caller's is kept

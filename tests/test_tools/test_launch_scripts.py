@@ -121,3 +121,34 @@ def test_slurm_train_arguments(repo_root, tmp_path, gpus, per_node):
     assert lines[train - 2:train] == ['python3', '-u']
     assert lines[train + 1:train +
                  6] == ['cfg.py', '--launcher', 'slurm', '--seed', '42']
+
+
+@pytest.mark.parametrize('script, args, tool, expected', [
+    ('dist_clicktest.sh', ['cfg.py', 'w.pth', '3', '--num-clicks', '5'],
+     'clicktest.py',
+     ['cfg.py', 'w.pth', '--launcher', 'pytorch', '--num-clicks', '5']),
+    ('dist_encode.sh', ['cfg.py', 'w.pth', '3', 'a.jpg', 'b/', '--out', 's'],
+     'encode_images.py',
+     ['cfg.py', 'w.pth', '--launcher', 'pytorch', 'a.jpg', 'b/', '--out',
+      's']),
+])
+def test_every_dist_launcher_shares_the_torchrun_line(repo_root, tmp_path,
+                                                      script, args, tool,
+                                                      expected):
+    """dist_clicktest.sh / dist_encode.sh start torchrun through the same
+    sourced helper as dist_train.sh: --launcher after the positional
+    arguments, the node variables and the default port."""
+    python = _fake(tmp_path / 'python')
+    (tmp_path / 'cfg.py').write_text('')
+    (tmp_path / 'w.pth').write_text('')
+    proc = _run(repo_root, script, args,
+                dict(PYTHON=python, NNODES='2', NODE_RANK='1', PORT=''),
+                cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ['-m', 'torch.distributed.run']
+    assert {'--nnodes=2', '--node_rank=1', '--nproc_per_node=3'} <= set(lines)
+    start = lines.index(osp.join(repo_root, 'tools', tool)) + 1
+    assert lines[start:start + len(expected)] == expected
+    port = 29510 if tool == 'encode_images.py' else 29500
+    assert f'--master_port={port}' in lines

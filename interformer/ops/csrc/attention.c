@@ -1,5 +1,7 @@
 /*
- * Softmax attention of the I-MSA blocks in bfloat16 on AMX tiles.
+ * Softmax attention of the I-MSA blocks in bfloat16: AMX tiles where the
+ * CPU has them, AVX512-BF16 dot products (vdpbf16ps) elsewhere (e.g. AMD
+ * Zen 4/5).
  *
  * Every I-MSA head has 32 dimensions and attends to a few hundred pooled
  * keys. PyTorch's CPU flash kernel spends most of its time around its
@@ -15,8 +17,16 @@
  * the reduced argument and a power-of-two scale (relative error ~2e-7,
  * far below P's bf16 rounding).
  *
- * Built only where the compiler targets AMX-BF16 (-march=native on such a
- * CPU); elsewhere attention_bf16 returns 1 and the caller keeps PyTorch's
+ * The AVX512-BF16 route computes the same block with the same packed
+ * operands: a score vector is 16 keys of one query (one vdpbf16ps per pair
+ * of head dimensions, the query pair broadcast), an output vector 16
+ * dimensions of one query (one vdpbf16ps per pair of keys, the probability
+ * pair broadcast), 4 queries per pass so that every key / value vector is
+ * loaded once for 4 queries; the softmax is shared.
+ *
+ * Built only where the compiler targets AVX512-BF16 (-march=native on such
+ * a CPU; AMX used if also targeted and permitted); elsewhere
+ * attention_bf16 returns 1 and the caller keeps PyTorch's
  * scaled_dot_product_attention.
  */
 #include <stdint.h>
@@ -26,9 +36,15 @@
 #include "common.h"
 #include "interformer_ops.h"
 
-#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && \
-    defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__linux__)
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__linux__)
+#define HAVE_AMX 1
 #include "amx.h"
+#else
+#define HAVE_AMX 0
+#endif
 
 #define HEAD_DIMS 32
 #define TILE 16       /* queries per block, keys per score tile */
@@ -92,37 +108,15 @@ static inline __mmask16 live_keys(int valid, int j) {
                      : (__mmask16)(n > 0 ? (1u << n) - 1 : 0);
 }
 
-/* One block of up to 16 queries of one head. */
-static void attend_block(const uint16_t *q, long q_row, int rows,
-                         const uint32_t *kp, const uint32_t *vp, int blocks,
-                         int chunks, int valid, float scale, uint16_t *out,
-                         long out_row) {
-    float scores[TILE * MAX_KEYS] __attribute__((aligned(64)));
-    uint16_t probs[TILE * MAX_KEYS] __attribute__((aligned(64)));
-    float acc[TILE * HEAD_DIMS] __attribute__((aligned(64)));
-    uint16_t qbuf[TILE * HEAD_DIMS] __attribute__((aligned(64)));
-    const int width = chunks * CHUNK; /* score / prob row length */
-    const uint16_t *qsrc = q;
-    long qstride = q_row * 2;
-    if (rows < TILE) { /* the last, partial block: zero-padded copy */
-        memset(qbuf, 0, sizeof(qbuf));
-        for (int r = 0; r < rows; ++r)
-            memcpy(qbuf + r * HEAD_DIMS, q + r * q_row, 2 * HEAD_DIMS);
-        qsrc = qbuf;
-        qstride = 2 * HEAD_DIMS;
-    }
-    _tile_loadd(1, qsrc, qstride);
-    for (int b = 0; b < blocks; ++b) {
-        _tile_zero(0);
-        _tile_loadd(2, kp + (long)b * (HEAD_DIMS / 2) * TILE, 4 * TILE);
-        _tile_dpbf16ps(0, 1, 2);
-        _tile_stored(0, scores + b * TILE, 4 * width);
-    }
-    /* softmax of scale * S per row: the max on the raw scores (scale > 0),
-     * exp(scale * s - scale * max) in one fused multiply-add */
-    float inv_sum[TILE];
+/* softmax of scale * S per row of a block: the max on the raw scores
+ * (scale > 0), exp(scale * s - scale * max) in one fused multiply-add;
+ * probabilities rounded to bf16 into `probs`, 1 / their sum into inv_sum.
+ */
+static void softmax_rows(const float *scores, int rows, int blocks,
+                         int width, int valid, float scale, uint16_t *probs,
+                         float *inv_sum) {
     const __m512 vscale = _mm512_set1_ps(scale);
-    for (int r = 0; r < TILE; ++r) {
+    for (int r = 0; r < rows; ++r) {
         const float *s = scores + (long)r * width;
         uint16_t *p = probs + (long)r * width;
         __m512 vmax = _mm512_set1_ps(-INFINITY);
@@ -145,18 +139,11 @@ static void attend_block(const uint16_t *q, long q_row, int rows,
         }
         inv_sum[r] = 1.0f / _mm512_reduce_add_ps(vsum);
     }
-    _tile_zero(6);
-    _tile_zero(7);
-    for (int c = 0; c < chunks; ++c) {
-        _tile_loadd(3, probs + c * CHUNK, 2 * width);
-        const uint32_t *vc = vp + (long)c * 2 * (CHUNK / 2) * TILE;
-        _tile_loadd(4, vc, 4 * TILE);
-        _tile_loadd(5, vc + (CHUNK / 2) * TILE, 4 * TILE);
-        _tile_dpbf16ps(6, 3, 4);
-        _tile_dpbf16ps(7, 3, 5);
-    }
-    _tile_stored(6, acc, 4 * HEAD_DIMS);
-    _tile_stored(7, acc + TILE, 4 * HEAD_DIMS);
+}
+
+/* out rows = acc rows (32 float32 each) / their sums, as bf16. */
+static void store_rows(const float *acc, const float *inv_sum, int rows,
+                       uint16_t *out, long out_row) {
     for (int r = 0; r < rows; ++r) {
         const __m512 w = _mm512_set1_ps(inv_sum[r]);
         for (int h = 0; h < 2; ++h) {
@@ -167,12 +154,152 @@ static void attend_block(const uint16_t *q, long q_row, int rows,
     }
 }
 
+/* The block's buffers (per call, on the stack). */
+typedef struct {
+    float scores[TILE * MAX_KEYS] __attribute__((aligned(64)));
+    uint16_t probs[TILE * MAX_KEYS] __attribute__((aligned(64)));
+    float acc[TILE * HEAD_DIMS] __attribute__((aligned(64)));
+    uint16_t qbuf[TILE * HEAD_DIMS] __attribute__((aligned(64)));
+    float inv_sum[TILE];
+} block_buffers;
+
+#if HAVE_AMX
+/* One block of up to 16 queries of one head on AMX tiles. */
+static void attend_block_amx(const uint16_t *q, long q_row, int rows,
+                             const uint32_t *kp, const uint32_t *vp,
+                             int blocks, int chunks, int valid, float scale,
+                             uint16_t *out, long out_row, block_buffers *bb) {
+    const int width = chunks * CHUNK; /* score / prob row length */
+    const uint16_t *qsrc = q;
+    long qstride = q_row * 2;
+    if (rows < TILE) { /* the last, partial block: zero-padded copy */
+        memset(bb->qbuf, 0, sizeof(bb->qbuf));
+        for (int r = 0; r < rows; ++r)
+            memcpy(bb->qbuf + r * HEAD_DIMS, q + r * q_row, 2 * HEAD_DIMS);
+        qsrc = bb->qbuf;
+        qstride = 2 * HEAD_DIMS;
+    }
+    _tile_loadd(1, qsrc, qstride);
+    for (int b = 0; b < blocks; ++b) {
+        _tile_zero(0);
+        _tile_loadd(2, kp + (long)b * (HEAD_DIMS / 2) * TILE, 4 * TILE);
+        _tile_dpbf16ps(0, 1, 2);
+        _tile_stored(0, bb->scores + b * TILE, 4 * width);
+    }
+    softmax_rows(bb->scores, TILE, blocks, width, valid, scale, bb->probs,
+                 bb->inv_sum);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (int c = 0; c < chunks; ++c) {
+        _tile_loadd(3, bb->probs + c * CHUNK, 2 * width);
+        const uint32_t *vc = vp + (long)c * 2 * (CHUNK / 2) * TILE;
+        _tile_loadd(4, vc, 4 * TILE);
+        _tile_loadd(5, vc + (CHUNK / 2) * TILE, 4 * TILE);
+        _tile_dpbf16ps(6, 3, 4);
+        _tile_dpbf16ps(7, 3, 5);
+    }
+    _tile_stored(6, bb->acc, 4 * HEAD_DIMS);
+    _tile_stored(7, bb->acc + TILE, 4 * HEAD_DIMS);
+    store_rows(bb->acc, bb->inv_sum, rows, out, out_row);
+}
+#endif
+
+static inline __m512bh as_bh(__m512i v) { return (__m512bh)v; }
+
+/* The same block with AVX512-BF16 dot products (no tiles). */
+static void attend_block_avx512(const uint16_t *q, long q_row, int rows,
+                                const uint32_t *kp, const uint32_t *vp,
+                                int blocks, int chunks, int valid,
+                                float scale, uint16_t *out, long out_row,
+                                block_buffers *bb) {
+    const int width = chunks * CHUNK;
+    /* scores: 4 queries x 16 keys per pass, each key vector loaded once */
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        const int n = rows - r0 < 4 ? rows - r0 : 4;
+        uint32_t qpair[4][HEAD_DIMS / 2];
+        for (int i = 0; i < 4; ++i)
+            memcpy(qpair[i], q + (long)(r0 + (i < n ? i : 0)) * q_row,
+                   2 * HEAD_DIMS);
+        for (int b = 0; b < blocks; ++b) {
+            const uint32_t *kb = kp + (long)b * (HEAD_DIMS / 2) * TILE;
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int d = 0; d < HEAD_DIMS / 2; ++d) {
+                const __m512bh kv =
+                    as_bh(_mm512_loadu_si512(kb + (long)d * TILE));
+                s0 = _mm512_dpbf16_ps(
+                    s0, as_bh(_mm512_set1_epi32((int)qpair[0][d])), kv);
+                s1 = _mm512_dpbf16_ps(
+                    s1, as_bh(_mm512_set1_epi32((int)qpair[1][d])), kv);
+                s2 = _mm512_dpbf16_ps(
+                    s2, as_bh(_mm512_set1_epi32((int)qpair[2][d])), kv);
+                s3 = _mm512_dpbf16_ps(
+                    s3, as_bh(_mm512_set1_epi32((int)qpair[3][d])), kv);
+            }
+            float *dst = bb->scores + (long)r0 * width + b * TILE;
+            _mm512_store_ps(dst, s0);
+            if (n > 1) _mm512_store_ps(dst + width, s1);
+            if (n > 2) _mm512_store_ps(dst + 2 * width, s2);
+            if (n > 3) _mm512_store_ps(dst + 3 * width, s3);
+        }
+    }
+    softmax_rows(bb->scores, rows, blocks, width, valid, scale, bb->probs,
+                 bb->inv_sum);
+    /* outputs: 4 queries x 2 x 16 dimensions per pass, one pair of keys
+     * per step, each value vector loaded once for the 4 queries */
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+        const uint32_t *p[4];
+        for (int i = 0; i < 4; ++i)
+            p[i] = (const uint32_t *)(bb->probs +
+                                      (long)(r0 + (r0 + i < rows ? i : 0)) *
+                                          width);
+        __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0,
+               lo2 = lo0, hi2 = lo0, lo3 = lo0, hi3 = lo0;
+        for (int c = 0; c < chunks; ++c) {
+            const uint32_t *vc = vp + (long)c * 2 * (CHUNK / 2) * TILE;
+            for (int m = 0; m < CHUNK / 2; ++m) {
+                const int pair = c * (CHUNK / 2) + m;
+                const __m512bh vlo =
+                    as_bh(_mm512_loadu_si512(vc + (long)m * TILE));
+                const __m512bh vhi = as_bh(
+                    _mm512_loadu_si512(vc + (long)(CHUNK / 2 + m) * TILE));
+                __m512bh pp = as_bh(_mm512_set1_epi32((int)p[0][pair]));
+                lo0 = _mm512_dpbf16_ps(lo0, pp, vlo);
+                hi0 = _mm512_dpbf16_ps(hi0, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[1][pair]));
+                lo1 = _mm512_dpbf16_ps(lo1, pp, vlo);
+                hi1 = _mm512_dpbf16_ps(hi1, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[2][pair]));
+                lo2 = _mm512_dpbf16_ps(lo2, pp, vlo);
+                hi2 = _mm512_dpbf16_ps(hi2, pp, vhi);
+                pp = as_bh(_mm512_set1_epi32((int)p[3][pair]));
+                lo3 = _mm512_dpbf16_ps(lo3, pp, vlo);
+                hi3 = _mm512_dpbf16_ps(hi3, pp, vhi);
+            }
+        }
+        float *acc = bb->acc + (long)r0 * HEAD_DIMS;
+        _mm512_store_ps(acc, lo0);
+        _mm512_store_ps(acc + TILE, hi0);
+        _mm512_store_ps(acc + HEAD_DIMS, lo1);
+        _mm512_store_ps(acc + HEAD_DIMS + TILE, hi1);
+        _mm512_store_ps(acc + 2 * HEAD_DIMS, lo2);
+        _mm512_store_ps(acc + 2 * HEAD_DIMS + TILE, hi2);
+        _mm512_store_ps(acc + 3 * HEAD_DIMS, lo3);
+        _mm512_store_ps(acc + 3 * HEAD_DIMS + TILE, hi3);
+    }
+    store_rows(bb->acc, bb->inv_sum, rows, out, out_row);
+}
+
 int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
                    const uint16_t *v, int heads, int nq, int nk, int valid,
                    int head_dims, float scale, uint16_t *out, long out_row) {
     if (head_dims != HEAD_DIMS || nk < 1 || valid < 1 || valid > nk ||
-        nk > MAX_KEYS || !amx_permitted())
+        nk > MAX_KEYS)
         return 1;
+#if HAVE_AMX
+    const int use_amx = amx_permitted();
+#else
+    const int use_amx = 0;
+#endif
     if (!(scale > 0.f)) return 1; /* the softmax shift assumes scale > 0 */
     const int blocks = (nk + TILE - 1) / TILE;
     const int chunks = (nk + CHUNK - 1) / CHUNK;
@@ -188,26 +315,48 @@ int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
                     vp + h * vp_size);
     }
     const int qblocks = (nq + TILE - 1) / TILE;
+    int failed = 0;
 #pragma omp parallel
     {
-        amx_configure_tiles();
+        block_buffers *bb = (block_buffers *)aligned_alloc(
+            64, sizeof(block_buffers));
+#if HAVE_AMX
+        if (use_amx) amx_configure_tiles();
+#endif
 #pragma omp for schedule(static)
         for (long task = 0; task < (long)heads * qblocks; ++task) {
             const int h = (int)(task / qblocks), b = (int)(task % qblocks);
             const int n0 = b * TILE;
             const int rows = nq - n0 < TILE ? nq - n0 : TILE;
-            attend_block(q + (long)n0 * q_row + h * HEAD_DIMS, q_row, rows,
-                         kp + h * kp_size, vp + h * vp_size, blocks, chunks,
-                         valid, scale,
-                         out + (long)n0 * out_row + h * HEAD_DIMS, out_row);
+            const uint16_t *qb = q + (long)n0 * q_row + h * HEAD_DIMS;
+            uint16_t *ob = out + (long)n0 * out_row + h * HEAD_DIMS;
+            if (bb == NULL) continue; /* reported below */
+#if HAVE_AMX
+            if (use_amx) {
+                attend_block_amx(qb, q_row, rows, kp + h * kp_size,
+                                 vp + h * vp_size, blocks, chunks, valid,
+                                 scale, ob, out_row, bb);
+                continue;
+            }
+#endif
+            attend_block_avx512(qb, q_row, rows, kp + h * kp_size,
+                                vp + h * vp_size, blocks, chunks, valid,
+                                scale, ob, out_row, bb);
         }
-        _tile_release();
+#if HAVE_AMX
+        if (use_amx) _tile_release();
+#endif
+        if (bb == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        free(bb);
     }
     free(packed);
-    return 0;
+    return failed;
 }
 
-#else /* no AMX-BF16 at compile time: the caller keeps PyTorch's kernel */
+#else /* no AVX512-BF16 at compile time: the caller keeps PyTorch's kernel */
 
 int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
                    const uint16_t *v, int heads, int nq, int nk, int valid,

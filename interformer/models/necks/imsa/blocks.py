@@ -9,11 +9,11 @@ layout of the attention and linear layers, so switching costs nothing:
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three oneDNN calls instead of eight passes).
 
-In bf16, where the dispatcher of :mod:`interformer.ops` takes them (CPUs
-with AMX-BF16), the attention is ``interformer::attention_bf16`` and the
-linear layers / 1x1 convs ``interformer::linear_bf16`` (AMX tiles);
-otherwise, and in float32, PyTorch's fused ``scaled_dot_product_attention``
-and oneDNN run them.
+In bf16, where the dispatcher of :mod:`interformer.ops` takes them, the
+attention is ``interformer::attention_bf16`` (CPUs with AVX512-BF16; AMX
+tiles where present) and the linear layers / 1x1 convs
+``interformer::linear_bf16`` (AMX-BF16 only); otherwise, and in float32,
+PyTorch's fused ``scaled_dot_product_attention`` and oneDNN run them.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
