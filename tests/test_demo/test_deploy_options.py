@@ -116,3 +116,15 @@ def test_another_models_files_are_refused(deployed, demo_tool, option,
     err = capsys.readouterr().err.strip()
     assert err.startswith('error:') and len(err.splitlines()) == 1, err
     assert 'another model' in err and folder in err
+
+
+@pytest.mark.parametrize('option', ['--features', '--client-decoding'])
+def test_missing_folders_are_one_error_line(deployed, demo_tool, option,
+                                            tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_tool(demo_tool.main, [deployed.config, deployed.checkpoint,
+                                  option, str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error:') and len(err.splitlines()) == 1, err
+    assert str(tmp_path) in err and 'not found' in err

@@ -65,6 +65,12 @@ def _one_line_error(code, err, *names):
      ['missing.pth']),
     ('model_converters/official2interformer.py', ['missing.pth', 'o.pth'],
      ['missing.pth']),
+    ('deploy/benchmark_browser.py', ['--onnx-dir', 'x', '--size', '12'],
+     ['12']),
+    ('deploy/benchmark_browser.py', ['--onnx-dir', 'x', '--clicks', '0'],
+     ['--clicks']),
+    ('deploy/benchmark_browser.py', ['--onnx-dir', 'x', '--chromium',
+                                     'no/chromium'], ['no/chromium']),
     ('benchmark.py', ['--sizes', '352x'], ['--sizes', '352x']),
     ('benchmark.py', ['--clicks', '0'], ['--clicks']),
 ])

@@ -70,12 +70,12 @@ def main(argv=None) -> None:
         format_browser_table,
         run_browser_benchmark,
     )
-    if not osp.isfile(args.chromium):
-        raise UserError(f'--chromium {args.chromium} not found')
+    size = parse_size(args.size)
     if args.clicks < 1 or args.warmup < 0 or min(args.threads) < 1:
         raise UserError('--clicks and --threads must be >= 1, --warmup '
                         '>= 0')
-    size = parse_size(args.size)
+    if not osp.isfile(args.chromium):
+        raise UserError(f'--chromium {args.chromium} not found')
     model_dir = args.onnx_dir or _export(args.model, args.work_dir)
     image, gt, name = benchmark_sample(size)
     results = []
