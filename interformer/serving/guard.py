@@ -1,11 +1,14 @@
 """Request-body protection for the ASGI app, and strict JSON parsing.
 
-:class:`BodyGuard` answers 413 before reading a body whose Content-Length is
-over the limit (or that grows past it), and 408 when a body does not arrive
-completely within ``timeout_s`` (a client that sends fewer bytes than its
-Content-Length cannot hold a worker). :func:`parse_json` turns every
-malformed body (including 60 KB of ``[``, a RecursionError in ``json``) into
-one 400 with a message.
+:class:`BodyGuard` answers 413 without handing the app a body whose
+Content-Length is over the limit (or that grows past it), and 408 when a
+body does not arrive completely within ``timeout_s`` (a client that sends
+fewer bytes than its Content-Length cannot hold a worker). Before a 413 the
+rest of the body is read and dropped (up to :data:`DRAIN_BYTES`, within the
+same deadline): a server that closes the connection on unread data makes
+the client's TCP stack see a reset instead of the answer.
+:func:`parse_json` turns every malformed body (including 60 KB of ``[``, a
+RecursionError in ``json``) into one 400 with a message.
 """
 import asyncio
 import json
@@ -14,7 +17,12 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-__all__ = ['BodyGuard', 'parse_json', 'json_error']
+__all__ = ['BodyGuard', 'parse_json', 'json_error', 'DRAIN_BYTES']
+
+#: At most this much of a refused body is read (and dropped) so that the
+#: client receives the 413; a larger one gets the answer and a closed
+#: connection at once.
+DRAIN_BYTES = 64 * 2**20
 
 
 class _BodyError(HTTPException):
@@ -64,12 +72,14 @@ class BodyGuard:
             if declared < 0:
                 await self._answer(send, 400, 'bad Content-Length')
                 return
-            if declared > self.max_bytes:
-                await self._answer(
-                    send, 413, f'the request is {declared / 2**20:.3g} MB;'
-                    f' the limit is {self.max_bytes / 2**20:.3g} MB')
-                return
         deadline = time.monotonic() + self.timeout_s
+        if length is not None and declared > self.max_bytes:
+            if declared <= DRAIN_BYTES:
+                await _drain(receive, deadline)
+            await self._answer(
+                send, 413, f'the request is {declared / 2**20:.3g} MB;'
+                f' the limit is {self.max_bytes / 2**20:.3g} MB')
+            return
         state = {'received': 0, 'done': False, 'started': False}
 
         async def guarded_receive():
@@ -100,6 +110,9 @@ class BodyGuard:
         try:
             await self.app(scope, guarded_receive, tracking_send)
         except _BodyError as err:
+            if err.status == 413 and not state['done']:
+                await _drain(receive, deadline,
+                             DRAIN_BYTES - state['received'])
             if not state['started']:
                 await self._answer(send, err.status, err.detail)
 
@@ -108,6 +121,25 @@ class BodyGuard:
         start, body = json_error(status, message)
         await send(start)
         await send(body)
+
+
+async def _drain(receive, deadline: float,
+                 budget: int = DRAIN_BYTES) -> None:
+    """Read and drop the rest of a request body: until its end, ``budget``
+    bytes, or ``deadline`` (whichever comes first)."""
+    while budget > 0:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            return
+        if message['type'] != 'http.request':
+            return
+        budget -= len(message.get('body', b''))
+        if not message.get('more_body', False):
+            return
 
 
 def parse_json(body: bytes, what: str = 'the request body') -> Any:

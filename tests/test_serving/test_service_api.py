@@ -139,6 +139,30 @@ def test_short_body_does_not_hold_a_worker(service):
     assert client.request('/health')[0] == 200
 
 
+def test_client_sending_a_refused_body_whole_still_gets_the_413(service):
+    """A client that writes its whole (too large) body before reading, as
+    urllib and most HTTP libraries do, gets the 413: the server reads and
+    drops the body instead of closing on unread data (a TCP reset)."""
+    server, client, _ = service
+    body = bytes(6 * 2**20)  # the service's limit is 2 MB
+    for _ in range(3):
+        with socket.create_connection((server.host, server.port)) as sock:
+            sock.settimeout(20)
+            sock.sendall(b'POST /v1/images HTTP/1.1\r\nHost: x\r\n'
+                         b'Content-Type: application/octet-stream\r\n'
+                         b'Content-Length: %d\r\n\r\n' % len(body))
+            sock.sendall(body)
+            answer = b''
+            while True:  # the server closes after its answer
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b'HTTP/1.1 413'), answer[:100]
+        assert b'limit' in answer
+    assert client.request('/health')[0] == 200
+
+
 def test_concurrent_requests_on_one_image(service, sample_image, png_bytes):
     _, client, engine = service
     data = png_bytes(sample_image())
