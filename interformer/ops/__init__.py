@@ -16,7 +16,8 @@ route per call (the C kernel or the PyTorch reference) and
 ``INTERFORMER_NATIVE=0`` turns the kernels off; without a compiler, or if
 the build fails (one warning), every op takes its PyTorch route.
 """
-from .attention import attention_bf16, attention_reference
+from .attention import NATIVE_OPS as ATTENTION_OPS
+from .attention import attention, attention_bf16, attention_reference
 from .dispatch import Support, check, declared, explain, use_native, why_not
 from .flops import register_onednn_formulas
 from .library import native_enabled
@@ -37,7 +38,8 @@ from .resize import resize, resize_reference
 register_onednn_formulas()
 
 __all__ = [
-    'attention_bf16', 'attention_reference', 'linear_bf16', 'linear_reference',
+    'ATTENTION_OPS', 'attention', 'attention_bf16', 'attention_reference',
+    'linear_bf16', 'linear_reference',
     'pack_linear_weight', 'unpack_linear_weight', 'pyramid_tokens',
     'pyramid_tokens_args', 'pyramid_tokens_reference', 'resize',
     'resize_reference', 'MAX_CHANNELS', 'Support', 'check', 'declared',

@@ -1,14 +1,16 @@
-"""``interformer::attention_bf16``: the I-MSA blocks' bf16 softmax
-attention.
+"""``interformer::attention_bf16`` / ``interformer::attention_f32``: the
+I-MSA blocks' softmax attention.
 
 C kernel ``csrc/attention.c`` (CPUs with AVX512-BF16; AMX tiles where the
 CPU also has AMX-BF16): per block of 16 queries, ``Q K^T`` (AMX tile
 products, or ``vdpbf16ps`` with the query's dimension pairs broadcast), a
 float32 softmax (masked keys 0, probabilities rounded to bf16), ``P V`` the
 same way and the division by the sum; 32 dimensions per head, at most 1024
-keys. The PyTorch route is ``F.scaled_dot_product_attention`` with a key
-mask (its CPU flash kernel spends most of its time around the tiny
-32-dimension GEMMs).
+keys. ``csrc/attention_f32.c`` (AVX-512F) is the float32 counterpart:
+keys packed transposed, FMAs on 4 queries x 16 keys, the same softmax,
+float32 throughout. The PyTorch route is ``F.scaled_dot_product_attention``
+with a key mask (its CPU flash kernel spends most of its time around the
+tiny 32-dimension GEMMs). :func:`attention` picks the op by dtype.
 """
 from typing import Optional
 
@@ -20,8 +22,8 @@ from torch.utils.flop_counter import register_flop_formula
 from .dispatch import Support, check, declare, use_native
 from .limits import same_dtype
 
-__all__ = ['attention_bf16', 'attention_reference', 'HEAD_DIMS',
-           'MAX_KEYS']
+__all__ = ['attention', 'attention_bf16', 'attention_reference',
+           'HEAD_DIMS', 'MAX_KEYS', 'NATIVE_OPS']
 
 HEAD_DIMS, MAX_KEYS = 32, 1024
 
@@ -58,41 +60,63 @@ def _limits(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
     return None
 
 
-SUPPORT = declare(
-    'attention_bf16',
-    Support('attention_bf16', (torch.bfloat16, ),
-            cpu_features=('avx512_bf16', ),
-            limits=_limits))
+declare('attention_bf16',
+        Support('attention_bf16', (torch.bfloat16, ),
+                cpu_features=('avx512_bf16', ),
+                limits=_limits))
+declare('attention_f32',
+        Support('attention_f32', (torch.float32, ),
+                cpu_features=('avx512f', ),
+                limits=_limits))
+#: The native op of each dtype.
+NATIVE_OPS = {torch.bfloat16: 'attention_bf16', torch.float32: 'attention_f32'}
 
 
-@torch.library.custom_op('interformer::attention_bf16', mutates_args=())
-def _attention_op(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
-                  scale: float) -> Tensor:
-    kernel = check('attention_bf16', query, key, value, num_keys, scale)
+def _run_kernel(name: str, query: Tensor, key: Tensor, value: Tensor,
+                num_keys: int, scale: float) -> Tensor:
+    kernel = check(name, query, key, value, num_keys, scale)
     out = torch.empty(query.shape, dtype=query.dtype)
     if kernel(query.data_ptr(), query.stride(1), key.data_ptr(),
               value.data_ptr(), key.shape[1], query.shape[1], key.shape[2],
               num_keys, HEAD_DIMS, scale, out.data_ptr(),
               out.stride(1)) != 0:
-        raise RuntimeError('interformer::attention_bf16: the kernel '
-                           'declined (out of memory)')
+        raise RuntimeError(f'interformer::{name}: the kernel declined (out '
+                           'of memory)')
     return out
 
 
-@_attention_op.register_fake
-def _(query, key, value, num_keys, scale):
-    reason = _limits(query, key, value, num_keys, scale)
-    if reason is not None:
-        raise ValueError(f'interformer::attention_bf16: {reason}')
-    return query.new_empty(query.shape)
+def _fake(name: str):
+    def fake(query, key, value, num_keys, scale):
+        reason = _limits(query, key, value, num_keys, scale)
+        if reason is not None:
+            raise ValueError(f'interformer::{name}: {reason}')
+        return query.new_empty(query.shape)
+    return fake
 
 
-@register_flop_formula(torch.ops.interformer.attention_bf16)
 def _flops(query_shape, key_shape, value_shape, *args, out_shape=None,
            **kwargs) -> int:
     # Q K^T and P V: 2 FLOPs per multiply-add
     heads, keys = key_shape[1], key_shape[2]
     return 2 * 2 * heads * query_shape[1] * keys * HEAD_DIMS
+
+
+@torch.library.custom_op('interformer::attention_bf16', mutates_args=())
+def _attention_bf16_op(query: Tensor, key: Tensor, value: Tensor,
+                       num_keys: int, scale: float) -> Tensor:
+    return _run_kernel('attention_bf16', query, key, value, num_keys, scale)
+
+
+@torch.library.custom_op('interformer::attention_f32', mutates_args=())
+def _attention_f32_op(query: Tensor, key: Tensor, value: Tensor,
+                      num_keys: int, scale: float) -> Tensor:
+    return _run_kernel('attention_f32', query, key, value, num_keys, scale)
+
+
+for _name, _op in (('attention_bf16', _attention_bf16_op),
+                   ('attention_f32', _attention_f32_op)):
+    _op.register_fake(_fake(_name))
+    register_flop_formula(getattr(torch.ops.interformer, _name))(_flops)
 
 
 def attention_reference(query: Tensor, key: Tensor, value: Tensor,
@@ -110,9 +134,11 @@ def attention_reference(query: Tensor, key: Tensor, value: Tensor,
     return out.transpose(1, 2).reshape(batch, queries, channels)
 
 
-def attention_bf16(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
-                   scale: float) -> Tensor:
-    """Softmax attention of query tokens against pooled keys/values.
+def attention(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
+              scale: float) -> Tensor:
+    """Softmax attention of query tokens against pooled keys/values: the
+    native op of the dtype (:data:`NATIVE_OPS`) where the dispatcher takes
+    the call, else PyTorch's SDPA.
 
     Args:
         query: (1, N, heads * 32) tokens (channels contiguous).
@@ -125,6 +151,11 @@ def attention_bf16(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
         Tensor: (1, N, heads * 32) in query's dtype.
     """
     args = (query, key, value, int(num_keys), float(scale))
-    if use_native('attention_bf16', *args):
-        return torch.ops.interformer.attention_bf16(*args)
+    name = NATIVE_OPS.get(query.dtype)
+    if name is not None and use_native(name, *args):
+        return getattr(torch.ops.interformer, name)(*args)
     return attention_reference(*args)
+
+
+#: The bf16 entry point under its former name (same routing).
+attention_bf16 = attention

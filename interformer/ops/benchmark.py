@@ -48,6 +48,7 @@ REFERENCE_ROUTES: Dict[str, Tuple[str, Callable]] = {
     'bilinear_resize': ('bilinear_resize_', _resize_route),
     'pyramid_tokens': ('pyramid_tokens', pyramid_tokens_reference),
     'attention_bf16': ('attention_bf16', attention_reference),
+    'attention_f32': ('attention_f32', attention_reference),
     'linear_bf16': ('linear_bf16', linear_reference),
 }
 

@@ -39,6 +39,8 @@ def _cases():
         ('pyramid_tokens', interformer.pyramid_tokens, tokens),
         ('attention_bf16', interformer.attention_bf16,
          (query, key, key.clone(), 40, 0.18)),
+        ('attention_f32', interformer.attention_f32,
+         (query.float(), key.float(), key.float(), 40, 0.18)),
         ('linear_bf16', interformer.linear_bf16,
          (torch.randn(20, 64).bfloat16(), packed, torch.randn(48), 1,
           torch.randn(20, 48).bfloat16())),
@@ -80,6 +82,7 @@ def test_fake_tensors_need_no_kernel(name):
         'bilinear_resize': None,
         'pyramid_tokens': (32, 32),
         'attention_bf16': (1, 40, 64),
+        'attention_f32': (1, 40, 64),
         'linear_bf16': (20, 48),
     }[name]
     assert (None if out is None else tuple(out.shape)) == expected
@@ -152,7 +155,8 @@ def test_declined_routes_are_logged_once_at_debug(caplog):
 @needs_compiler
 def test_the_flop_counter_sees_the_ops():
     counted = {}
-    for name in ('pyramid_tokens', 'attention_bf16', 'linear_bf16'):
+    for name in ('pyramid_tokens', 'attention_bf16', 'attention_f32',
+                 'linear_bf16'):
         op, args = CASES[name]
         if ops.why_not(name, *args) is not None:
             continue
@@ -160,8 +164,9 @@ def test_the_flop_counter_sees_the_ops():
             op(*args)
         counted[name] = counter.get_total_flops()
     assert counted.get('pyramid_tokens') == 2 * 9 * 32 * (1 + 6 + 20)
-    if 'attention_bf16' in counted:
-        assert counted['attention_bf16'] == 2 * 2 * 2 * 40 * 48 * 32
+    for name in ('attention_bf16', 'attention_f32'):
+        if name in counted:
+            assert counted[name] == 2 * 2 * 2 * 40 * 48 * 32
     if 'linear_bf16' in counted:
         assert counted['linear_bf16'] == 2 * 20 * 64 * 48
 

@@ -35,6 +35,7 @@
 
 #include "common.h"
 #include "interformer_ops.h"
+#include "softmax.h"
 
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #include <immintrin.h>
@@ -50,23 +51,6 @@
 #define TILE 16       /* queries per block, keys per score tile */
 #define CHUNK 32      /* keys per P V tile product */
 #define MAX_KEYS 1024 /* per head (the stack buffers below) */
-
-/* exp(x) for x <= 0 (float32; large negative inputs give 0). */
-static inline __m512 exp_nonpositive(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(
-        _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 120);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 /* K of one head as score tiles: block b, row r (dims 2r, 2r+1), lane l
  * (key 16 b + l) -> one 32-bit pair; keys past nk are zero. */
@@ -99,13 +83,6 @@ static void pack_values(const uint16_t *v, int nk, int chunks,
                     dst[(((long)c * 2 + h) * (CHUNK / 2) + r) * TILE + i] =
                         lo | (hi << 16);
                 }
-}
-
-/* Lanes of keys j..j+15 that are real (the first `valid` keys). */
-static inline __mmask16 live_keys(int valid, int j) {
-    const int n = valid - j;
-    return n >= TILE ? (__mmask16)0xffff
-                     : (__mmask16)(n > 0 ? (1u << n) - 1 : 0);
 }
 
 /* softmax of scale * S per row of a block: the max on the raw scores
@@ -299,6 +276,7 @@ int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
     const int use_amx = amx_permitted();
 #else
     const int use_amx = 0;
+    (void)use_amx;
 #endif
     if (!(scale > 0.f)) return 1; /* the softmax shift assumes scale > 0 */
     const int blocks = (nk + TILE - 1) / TILE;

@@ -34,6 +34,10 @@ int attention_bf16(const uint16_t *q, long q_row, const uint16_t *k,
                    const uint16_t *v, int heads, int nq, int nk, int valid,
                    int head_dims, float scale, uint16_t *out, long out_row);
 
+int attention_f32(const float *q, long q_row, const float *k,
+                  const float *v, int heads, int nq, int nk, int valid,
+                  int head_dims, float scale, float *out, long out_row);
+
 int linear_bf16(const uint16_t *x, long x_row, int M, int K,
                 const uint32_t *wp, int N, const float *bias, int act,
                 const uint16_t *res, long res_row, uint16_t *out,

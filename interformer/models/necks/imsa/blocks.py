@@ -9,11 +9,12 @@ layout of the attention and linear layers, so switching costs nothing:
 * MLP: 1x1 conv + Hardswish, depthwise 3x3 + Hardswish, 1x1 conv fused
   with the residual (three oneDNN calls instead of eight passes).
 
-In bf16, where the dispatcher of :mod:`interformer.ops` takes them, the
-attention is ``interformer::attention_bf16`` (CPUs with AVX512-BF16; AMX
-tiles where present) and the linear layers / 1x1 convs
-``interformer::linear_bf16`` (AMX-BF16 only); otherwise, and in float32,
-PyTorch's fused ``scaled_dot_product_attention`` and oneDNN run them.
+Where the dispatcher of :mod:`interformer.ops` takes them, the attention is
+``interformer::attention_bf16`` (bf16; CPUs with AVX512-BF16, AMX tiles
+where present) or ``interformer::attention_f32`` (float32, AVX-512F), and
+in bf16 the linear layers / 1x1 convs ``interformer::linear_bf16``
+(AMX-BF16 only); otherwise PyTorch's fused
+``scaled_dot_product_attention`` and oneDNN run them.
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -98,7 +99,7 @@ class _FusedBlock:
     mlp_in: ConvParams
     mlp_dw: ConvParams
     mlp_out: ConvParams
-    attention: bool  # try the bf16 AMX attention op (the dispatcher picks)
+    attention: bool  # try the native attention op (the dispatcher picks)
     amx_query: AmxLinear
     amx_proj: AmxLinear
     amx_mlp_in: AmxLinear
@@ -224,9 +225,9 @@ class PoolingBlock(Deployable, nn.Module):
             mlp_in=ConvParams.from_conv(mlp[0], dtype, act='hardswish'),
             mlp_dw=ConvParams.from_conv(mlp[2], dtype, act='hardswish'),
             mlp_out=ConvParams.from_conv(mlp[4], dtype),
-            # bf16 attention and small linear layers on AMX tiles where the
-            # dispatcher takes them (float32 keeps SDPA and oneDNN)
-            attention=dtype == torch.bfloat16,
+            # the native attention of the dtype and (bf16) small linear
+            # layers on AMX tiles where the dispatcher takes them
+            attention=True,
             amx_query=AmxLinear(attn.query_proj.weight, attn.query_proj.bias,
                                 dtype),
             amx_proj=AmxLinear(attn.proj.weight, attn.proj.bias, dtype),
@@ -273,9 +274,10 @@ class PoolingBlock(Deployable, nn.Module):
         batch, num_queries, channels = query.shape
         args = (query, key_value.key, key_value.value, key_value.num_keys,
                 attn.scale)
-        if self._deploy_state.attention and native_ops.use_native(
-                'attention_bf16', *args):
-            return torch.ops.interformer.attention_bf16(*args)
+        name = native_ops.ATTENTION_OPS.get(query.dtype)
+        if self._deploy_state.attention and name is not None and \
+                native_ops.use_native(name, *args):
+            return getattr(torch.ops.interformer, name)(*args)
         # (1, N, C) -> (1, heads, N, d) view; the output comes back in the
         # (1, N, heads, d) memory order, so the token view costs nothing
         query = query.view(batch, -1, attn.num_heads,
