@@ -52,15 +52,25 @@ def weights_sha256(model: nn.Module) -> str:
 
     This is the model identity written into ``model.json`` and every
     feature file: features are only accepted by a model with the same
-    weights, whatever file they were loaded from.
+    weights, whatever file they were loaded from. The digest is kept on
+    the model with a stamp of its tensors (storage and in-place version
+    counter), so asking again costs no hashing until a weight changes
+    (e.g. every demo session's predictor on one shared model).
     """
+    state = model.state_dict()
+    stamp = tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype)
+                  for name, t in state.items())
+    cached = getattr(model, '_weights_sha256', None)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state.items():
         tensor = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'
                       .encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes()
                       if tensor.numel() else b'')
+    model.__dict__['_weights_sha256'] = (stamp, digest.hexdigest())
     return digest.hexdigest()
 
 

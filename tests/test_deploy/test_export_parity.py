@@ -155,3 +155,28 @@ def test_nearest_index_matches_interpolate(dst):
     flat = torch.arange(src, dtype=torch.float32).view(1, 1, src)
     want = F.interpolate(flat, size=dst, mode='nearest').view(-1).long()
     assert torch.equal(ops.nearest_index(src, torch.tensor(dst)), want)
+
+
+def test_weights_sha256_is_kept_until_a_weight_changes(monkeypatch):
+    """The model identity is hashed once per weight state: a second ask
+    (another predictor on the same model) hashes nothing, an in-place edit
+    or a loaded state dict gives a new digest."""
+    import hashlib
+
+    import torch
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                                torch.nn.BatchNorm2d(4))
+    first = weights_sha256(model)
+    calls = []
+    real = hashlib.sha256
+    monkeypatch.setattr(hashlib, 'sha256',
+                        lambda *a: calls.append(1) or real(*a))
+    assert weights_sha256(model) == first and not calls
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] += 1
+    edited = weights_sha256(model)
+    assert edited != first and calls
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state['1.running_mean'] += 1  # a buffer counts too
+    model.load_state_dict(state)
+    assert weights_sha256(model) not in (first, edited)
