@@ -31,6 +31,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint')
     add_server_arguments(parser, port=8000)
     add_model_arguments(parser)
+    parser.add_argument(
+        '--features', metavar='STORE',
+        help='feature store of this checkpoint (tools/encode_images.py): '
+        'uploaded images found in it are not encoded again')
     parser.add_argument('--cache-mb', type=float, default=2048,
                         help='feature cache bound in MiB (per worker)')
     parser.add_argument('--workers', type=int, default=1,

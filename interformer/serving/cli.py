@@ -56,9 +56,10 @@ def check_paths(parser: argparse.ArgumentParser, args,
 def build_app(args, demo: bool = True, cache_mb: float = 2048):
     """Load the model once; the API engine and the demo sessions share it.
 
-    ``args.features`` / ``args.client_decoding`` (the demo's, see
-    :mod:`.deploy_options`): stored features for the demo sessions, or the
-    client-decoding page instead of the server-side demo page.
+    ``args.features`` / ``args.client_decoding`` (see
+    :mod:`.deploy_options`): stored features for the API engine and the
+    demo sessions, or the client-decoding page instead of the server-side
+    demo page.
 
     Returns:
         The ASGI app of :func:`interformer.serving.app.create_app`.
@@ -78,8 +79,9 @@ def build_app(args, demo: bool = True, cache_mb: float = 2048):
     if getattr(args, 'features', None) or \
             getattr(args, 'client_decoding', None):
         from .deploy_options import DeployOptions
-        deploy = DeployOptions(model, args.checkpoint, args.features,
-                               args.client_decoding)
+        deploy = DeployOptions(model, args.checkpoint,
+                               getattr(args, 'features', None),
+                               getattr(args, 'client_decoding', None))
 
     def predictor_factory():
         return InterFormerPredictor(model, device=args.device,
@@ -89,7 +91,9 @@ def build_app(args, demo: bool = True, cache_mb: float = 2048):
     # once here, before any request, so the engine runs the same modules
     predictor_factory()
     engine = ClickEngine(model, device=args.device,
-                         precision=args.precision, cache_mb=cache_mb)
+                         precision=args.precision, cache_mb=cache_mb,
+                         feature_store=None if deploy is None else
+                         deploy.store)
 
     config = ServiceConfig(max_upload_mb=args.max_upload_mb,
                            max_pixels=args.max_pixels)

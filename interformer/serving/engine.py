@@ -107,6 +107,11 @@ class ClickEngine:
         cache_mb: bound of the feature cache in MiB.
         max_steps_per_image: evaluated click steps kept per image.
         size_divisor: the canvas is the image padded to a multiple of it.
+        feature_store: a :class:`~interformer.deploy.store_lookup.
+            StoreLookup` of this model (``tools/serve.py --features``):
+            uploaded image files found in it are not encoded; the stored
+            pyramid maps are used and only the cross-attention keys/values
+            are computed from them.
     """
 
     def __init__(self,
@@ -115,7 +120,8 @@ class ClickEngine:
                  precision: str = 'fp32',
                  cache_mb: float = 2048,
                  max_steps_per_image: int = 64,
-                 size_divisor: int = 32) -> None:
+                 size_divisor: int = 32,
+                 feature_store=None) -> None:
         if precision not in ('fp32', 'bf16'):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got "
                              f'{precision!r}')
@@ -139,7 +145,9 @@ class ClickEngine:
         self._per_object = 'step' in params  # zoom-in: one object a call
         self._takes_kv = ('key_values' in params
                           and hasattr(self.model, 'image_key_values'))
+        self.feature_store = feature_store
         self.encodes = 0
+        self.store_hits = 0
         self.decode_calls = 0
         self.encode_seconds = 0.0
 
@@ -152,10 +160,10 @@ class ClickEngine:
         Returns:
             tuple: (encoded image, cache hit).
         """
+        key = content_key(data)
         return self.cache.get_or_create(
-            content_key(data),
-            lambda: self._encode(decode_image(data, max_pixels),
-                                 content_key(data)))
+            key, lambda: self._encode(decode_image(data, max_pixels), key,
+                                      data))
 
     def encode_array(self, image: np.ndarray) -> Tuple[EncodedImage, bool]:
         """Encode an (H, W, 3) uint8 RGB array (keyed by its pixels)."""
@@ -166,13 +174,32 @@ class ClickEngine:
         return self.cache.get_or_create(key,
                                         lambda: self._encode(image, key))
 
+    def _from_store(self, stored, key: str) -> EncodedImage:
+        """An image from the feature store: its 4 pyramid maps; the
+        cross-attention keys/values are computed from them (cheap)."""
+        feats = [
+            torch.from_numpy(stored.arrays[f'feat{i}'].astype(
+                np.float32)).to(self.device) for i in range(4)
+        ]
+        with self.model_lock, torch.inference_mode(), self._autocast():
+            kv = (self.model.image_key_values(feats)
+                  if self._takes_kv else None)
+        self.store_hits += 1
+        return EncodedImage(key, tuple(stored.image_shape),
+                            tuple(stored.canvas_shape), feats, kv)
+
     def lookup(self, key: str) -> Optional[EncodedImage]:
         """The cached image for an id returned by an encode, or None."""
         return self.cache.get(key)
 
-    def _encode(self, image: np.ndarray, key: str) -> EncodedImage:
+    def _encode(self, image: np.ndarray, key: str,
+                data: Optional[bytes] = None) -> EncodedImage:
         height, width = image.shape[:2]
         canvas = canvas_shape(height, width, self.size_divisor)
+        if data is not None and self.feature_store is not None:
+            stored = self.feature_store.features(data, image, canvas)
+            if stored is not None:
+                return self._from_store(stored, key)
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         x = (x.permute(2, 0, 1).float() - self._mean) / self._std
         x = pad_to_canvas(x, canvas, 0.0)
@@ -313,7 +340,8 @@ class ClickEngine:
                               enabled=self.precision == 'bf16')
 
     def stats(self) -> Dict[str, float]:
-        return dict(encodes=self.encodes, decode_calls=self.decode_calls,
+        return dict(encodes=self.encodes, store_hits=self.store_hits,
+                    decode_calls=self.decode_calls,
                     encode_seconds=self.encode_seconds, **self.cache.stats())
 
 

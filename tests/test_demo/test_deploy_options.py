@@ -128,3 +128,44 @@ def test_missing_folders_are_one_error_line(deployed, demo_tool, option,
     err = capsys.readouterr().err.strip()
     assert err.startswith('error:') and len(err.splitlines()) == 1, err
     assert str(tmp_path) in err and 'not found' in err
+
+
+def test_service_api_answers_uploads_from_the_store(deployed):
+    """tools/serve.py --features: /v1/images of a stored file uses the
+    stored pyramid maps (no backbone run); its masks match the encoder's
+    on the same pixels sent as other bytes."""
+    import json
+    import urllib.request
+
+    from interformer.serving.outputs import rle_to_mask
+    app = build_app(_args(deployed, features=deployed.store), demo=False,
+                    cache_mb=16)
+    engine = app.fastapi.state.engine
+    calls = []
+    encode = engine.model.extract_image_feats
+    engine.model.extract_image_feats = \
+        lambda *a, **k: calls.append(1) or encode(*a, **k)
+
+    def post(url, data, kind):
+        req = urllib.request.Request(url, data=data,
+                                     headers={'Content-Type': kind})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    with open(deployed.upload, 'rb') as f:
+        stored = f.read()
+    masks = []
+    with ServerThread(app) as server:
+        for data in (stored, _same_pixels_other_bytes(deployed.upload)):
+            image_id = post(server.url + 'v1/images', data,
+                            'application/octet-stream')['image_id']
+            answer = post(server.url + 'v1/segment', json.dumps(dict(
+                image_id=image_id,
+                objects=[dict(clicks=[[30, 30, True]])])).encode(),
+                'application/json')
+            masks.append(rle_to_mask(answer['objects'][0]['rle']))
+            if not masks[1:]:
+                assert engine.store_hits == 1 and not calls
+    assert engine.store_hits == 1 and len(calls) == 1
+    assert engine.stats()['store_hits'] == 1
+    assert _iou(*masks) >= 0.98
