@@ -166,6 +166,8 @@ def test_service_api_answers_uploads_from_the_store(deployed):
             masks.append(rle_to_mask(answer['objects'][0]['rle']))
             if not masks[1:]:
                 assert engine.store_hits == 1 and not calls
+        with urllib.request.urlopen(server.url + 'metrics') as resp:
+            assert 'interformer_store_hits_total 1\n' in resp.read().decode()
     assert engine.store_hits == 1 and len(calls) == 1
     assert engine.stats()['store_hits'] == 1
     assert _iou(*masks) >= 0.98
