@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from interformer.serving.guard import parse_json
+from interformer.serving.guard import read_body as guarded_body
 from interformer.serving.images import (
     DEFAULT_MAX_PIXELS,
     decode_image,
@@ -175,15 +176,7 @@ def build_demo_router(predictor_factory: Callable[[], PredictorLike],
         length = request.headers.get('content-length')
         if length is None and 'transfer-encoding' not in request.headers:
             raise HTTPException(411, 'the request needs a Content-Length')
-        if length is not None and int(length) > limit:
-            raise HTTPException(
-                413, f'{what} is {int(length) / 2**20:.3g} MB; the limit is '
-                f'{limit / 2**20:.3g} MB')
-        body = await request.body()
-        if len(body) > limit:
-            raise HTTPException(413, f'{what} is over the limit of '
-                                f'{limit / 2**20:.3g} MB')
-        return body
+        return await guarded_body(request, limit, what)
 
     async def read_json(request: Request) -> dict:
         if request.headers.get('content-length') in (None, '0') and \

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 
 from .engine import ClickEngine, EncodedImage, ObjectPrompt, PromptError
 from .errors import install_error_handlers
-from .guard import BodyGuard
+from .guard import BodyGuard, read_body
 from .images import DEFAULT_MAX_PIXELS, decode_mask_png
 from .outputs import encode_outputs, rle_to_mask
 from .request_log import RequestLog, new_request_log
@@ -240,12 +240,8 @@ def _add_api_routes(app: FastAPI, engine: ClickEngine,
                   'application/octet-stream': {'schema': {
                       'type': 'string', 'format': 'binary'}}}}})
     async def post_image(request: Request) -> dict:
-        limit = int(config.max_upload_mb * 2**20)
-        declared = request.headers.get('content-length', '0')
-        if declared.isdigit() and int(declared) > limit or \
-                len(body := await request.body()) > limit:
-            raise HTTPException(413, f'the upload is over the limit of '
-                                f'{config.max_upload_mb:g} MB')
+        body = await read_body(request, int(config.max_upload_mb * 2**20),
+                               'the upload')
         return info(*await encode(body))
 
     @app.get('/v1/images/{image_id}', response_model=ImageInfo,

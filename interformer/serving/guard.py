@@ -17,7 +17,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-__all__ = ['BodyGuard', 'parse_json', 'json_error', 'DRAIN_BYTES']
+__all__ = ['BodyGuard', 'parse_json', 'json_error', 'read_body',
+           'DRAIN_BYTES']
 
 #: At most this much of a refused body is read (and dropped) so that the
 #: client receives the 413; a larger one gets the answer and a closed
@@ -140,6 +141,20 @@ async def _drain(receive, deadline: float,
         budget -= len(message.get('body', b''))
         if not message.get('more_body', False):
             return
+
+
+async def read_body(request, limit: int, what: str = 'the request') -> bytes:
+    """A route's request body of at most ``limit`` bytes, else HTTP 413.
+
+    The body is read whole before it is refused (:class:`BodyGuard` bounds
+    what can arrive): answering while the client is still sending makes its
+    TCP stack see a reset or a broken pipe instead of the 413.
+    """
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, f'{what} is {len(body) / 2**20:.3g} MB; '
+                            f'the limit is {limit / 2**20:.3g} MB')
+    return body
 
 
 def parse_json(body: bytes, what: str = 'the request body') -> Any:
