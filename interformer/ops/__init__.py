@@ -10,14 +10,14 @@ route per call (the C kernel or the PyTorch reference) and
 :func:`explain` says why a route was not taken::
 
     >>> from interformer import ops
-    >>> ops.explain('attention_bf16', q, k, v, 250, 0.17)
-    'pytorch: no AMX-BF16 on this CPU (AMD EPYC)'
+    >>> ops.explain('attention_bf16', q, k, v, 250, 0.17)  # on a Zen 3
+    'pytorch: no AVX512-BF16 on this CPU (AMD EPYC 7B13)'
 
 ``INTERFORMER_NATIVE=0`` turns the kernels off; without a compiler, or if
 the build fails (one warning), every op takes its PyTorch route.
 """
 from .attention import NATIVE_OPS as ATTENTION_OPS
-from .attention import attention, attention_bf16, attention_reference
+from .attention import attention, attention_reference
 from .dispatch import Support, check, declared, explain, use_native, why_not
 from .flops import register_onednn_formulas
 from .library import native_enabled
@@ -38,7 +38,7 @@ from .resize import resize, resize_reference
 register_onednn_formulas()
 
 __all__ = [
-    'ATTENTION_OPS', 'attention', 'attention_bf16', 'attention_reference',
+    'ATTENTION_OPS', 'attention', 'attention_reference',
     'linear_bf16', 'linear_reference',
     'pack_linear_weight', 'unpack_linear_weight', 'pyramid_tokens',
     'pyramid_tokens_args', 'pyramid_tokens_reference', 'resize',

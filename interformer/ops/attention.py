@@ -22,8 +22,8 @@ from torch.utils.flop_counter import register_flop_formula
 from .dispatch import Support, check, declare, use_native
 from .limits import same_dtype
 
-__all__ = ['attention', 'attention_bf16', 'attention_reference',
-           'HEAD_DIMS', 'MAX_KEYS', 'NATIVE_OPS']
+__all__ = ['attention', 'attention_reference', 'HEAD_DIMS', 'MAX_KEYS',
+           'NATIVE_OPS']
 
 HEAD_DIMS, MAX_KEYS = 32, 1024
 
@@ -156,6 +156,3 @@ def attention(query: Tensor, key: Tensor, value: Tensor, num_keys: int,
         return getattr(torch.ops.interformer, name)(*args)
     return attention_reference(*args)
 
-
-#: The bf16 entry point under its former name (same routing).
-attention_bf16 = attention

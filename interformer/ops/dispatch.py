@@ -136,7 +136,7 @@ def explain(name: str, *args, **kwargs) -> str:
 
     Example:
         >>> interformer.ops.explain('attention_bf16', q, k, v, 250, 0.17)
-        'pytorch: no AMX-BF16 on this CPU (AMD EPYC)'
+        'pytorch: no AVX512-BF16 on this CPU (AMD EPYC 7B13)'
     """
     reason = why_not(name, *args, **kwargs)
     return 'native' if reason is None else f'pytorch: {reason}'
