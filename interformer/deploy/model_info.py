@@ -32,6 +32,7 @@ from interformer.interaction.reference_label import (
 
 __all__ = [
     'MODEL_JSON', 'FORMAT', 'build_model_info', 'load_model_info',
+    'load_format_json',
     'IMAGENET_MEAN', 'IMAGENET_STD', 'SIZE_DIVISOR', 'NUM_LEVELS'
 ]
 
@@ -130,6 +131,34 @@ def build_model_info(model, weights: str, checkpoint: Optional[str],
     }
 
 
+def load_format_json(path: str, fmt: str, kind: str,
+                     missing_hint: str) -> Dict[str, Any]:
+    """A JSON object whose ``format`` field is ``fmt`` (``model.json``, a
+    feature store's manifest), with one error naming the file.
+
+    Args:
+        path: the file.
+        fmt: the expected ``format`` value.
+        kind: what the file should be, for the error (``'an InterFormer
+            ONNX export'``).
+        missing_hint: what to do when the file does not exist.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not JSON, or not an object of format ``fmt``.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} not found: {missing_hint}')
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path} is not valid JSON: {err}') from None
+    if not isinstance(data, dict) or data.get('format') != fmt:
+        raise ValueError(f'{path} is not {kind} (format {fmt!r} expected)')
+    return data
+
+
 def load_model_info(folder: str) -> Dict[str, Any]:
     """Read and check ``<folder>/model.json``.
 
@@ -138,17 +167,9 @@ def load_model_info(folder: str) -> Dict[str, Any]:
         ValueError: not an InterFormer ONNX export.
     """
     path = osp.join(folder, MODEL_JSON)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} not found: export the model with '
-                                f'tools/deploy/export_onnx.py first')
-    try:
-        with open(path) as f:
-            info = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f'{path} is not valid JSON: {err}') from None
-    if not isinstance(info, dict) or info.get('format') != FORMAT:
-        raise ValueError(f'{path} is not an InterFormer ONNX export '
-                         f'(format {FORMAT!r} expected)')
+    info = load_format_json(
+        path, FORMAT, 'an InterFormer ONNX export',
+        'export the model with tools/deploy/export_onnx.py first')
     for key in ('encoder', 'decoder'):
         name = osp.join(folder, f'{key}.onnx')
         if not osp.isfile(name):

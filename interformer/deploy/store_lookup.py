@@ -9,7 +9,6 @@ The demo (``tools/demo.py --features STORE``) and the client-decoding
 server use it instead of running the encoder.
 """
 import hashlib
-import json
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
@@ -18,6 +17,7 @@ import numpy as np
 from interformer.interaction.geometry import canvas_shape
 
 from .feature_store import ImageFeatures, check_features
+from .model_info import load_format_json
 
 __all__ = ['StoreLookup', 'MANIFEST', 'MANIFEST_FORMAT']
 
@@ -39,20 +39,10 @@ class StoreLookup:
     """
 
     def __init__(self, store_dir: str, weights_sha256: str) -> None:
-        path = osp.join(store_dir, MANIFEST)
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'{path} not found: --features must be a folder written by '
-                f'tools/encode_images.py')
-        try:
-            with open(path) as f:
-                manifest = json.load(f)
-        except (OSError, ValueError) as err:
-            raise ValueError(f'{path} is not valid JSON: {err}') from None
-        if not isinstance(manifest, dict) or \
-                manifest.get('format') != MANIFEST_FORMAT:
-            raise ValueError(f'{path} is not a feature-store manifest '
-                             f'(format {MANIFEST_FORMAT!r} expected)')
+        manifest = load_format_json(
+            osp.join(store_dir, MANIFEST), MANIFEST_FORMAT,
+            'a feature-store manifest',
+            '--features must be a folder written by tools/encode_images.py')
         stored = str(manifest.get('weights_sha256'))
         if stored != weights_sha256:
             raise ValueError(
